@@ -1,0 +1,146 @@
+"""Orbax checkpoints of a run: parameters, optimizer state, data position, and the config beside.
+
+Layout of a workdir:
+  config.json             the run's config (also stored inside every checkpoint)
+  genres.json             the dataset's genre vocabulary (prior components, in order)
+  checkpoints/<step>/     params | optimizer | data_iterator | config  (orbax items)
+
+Parameters and optimizer state are separate items so inference restores parameters alone. The
+per-step RNG is derived from (config.seed, step), so no RNG state needs saving.
+"""
+
+import json
+import os
+from typing import Any
+
+from absl import logging
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from musae_jax.errors import UserError
+
+# Config fields that fix parameter shapes: a checkpoint cannot be resumed under other values.
+SHAPE_FIELDS = ("data.bars", "model.hidden_size", "model.latent_size", "model.encoder_layers",
+                "model.decoder_layers", "model.critic_hidden_size", "model.prior")
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+def write_run_files(workdir: str, config: ml_collections.ConfigDict, genres: list[str]) -> None:
+  """Writes config.json and genres.json into the workdir (process 0 only)."""
+  if jax.process_index() != 0:
+    return
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    json.dump(config_to_dict(config), f, indent=2, sort_keys=True)
+  with open(os.path.join(workdir, "genres.json"), "w", encoding="utf-8") as f:
+    json.dump(list(genres), f, indent=1)
+
+
+def read_run_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise UserError(f"{workdir}: no config.json; is this a musae-jax training run directory?")
+  with open(path, encoding="utf-8") as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def read_run_genres(workdir: str) -> list[str]:
+  path = os.path.join(workdir, "genres.json")
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _field(config: Any, dotted: str) -> Any:
+  value = config
+  for part in dotted.split("."):
+    value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+    if value is None:
+      return None
+  return value
+
+
+def check_compatible(saved: dict, config: ml_collections.ConfigDict, where: str) -> None:
+  """Raises a UserError naming every shape-defining field that differs from the checkpoint's."""
+  current = config_to_dict(config)
+  diffs = [f"{name}: checkpoint {_field(saved, name)!r} vs config {_field(current, name)!r}"
+           for name in SHAPE_FIELDS if _field(saved, name) != _field(current, name)]
+  if diffs:
+    raise UserError(f"{where} was trained with a different model shape ({'; '.join(diffs)}); "
+                    "use another --workdir or the checkpoint's values.")
+
+
+def _warn_about_partial_checkpoints(directory: str) -> None:
+  if not os.path.isdir(directory):
+    return
+  for name in sorted(os.listdir(directory)):
+    if "tmp" in name:
+      logging.warning("Ignoring partially written checkpoint %s (the run was interrupted while "
+                      "saving it); resuming from the last complete one.",
+                      os.path.join(directory, name))
+
+
+class Checkpointer:
+  """Saves and restores the train state, the data iterator position and the config."""
+
+  def __init__(self, workdir: str, keep: int = 3, async_save: bool = True):
+    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    _warn_about_partial_checkpoints(self.directory)
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=async_save,
+                                           cleanup_tmp_directories=True)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def save(self, step: int, params: Any, optimizer: Any, data_iterator: Any,
+           config: ml_collections.ConfigDict) -> None:
+    args = ocp.args.Composite(
+        params=ocp.args.StandardSave(params),
+        optimizer=ocp.args.StandardSave(optimizer),
+        data_iterator=ocp.args.JsonSave(data_iterator),
+        config=ocp.args.JsonSave(config_to_dict(config)))
+    self._manager.save(step, args=args, force=True)
+
+  def saved_config(self, step: int) -> dict:
+    return self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))[
+        "config"]
+
+  def restore(self, step: int, params: Any, optimizer: Any) -> tuple[Any, Any, Any]:
+    """Restores into the structure/shardings of the given (abstract or concrete) trees."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(params),
+        optimizer=ocp.args.StandardRestore(optimizer),
+        data_iterator=ocp.args.JsonRestore()))
+    return restored["params"], restored["optimizer"], restored["data_iterator"]
+
+  def restore_latest_good(self, params: Any, optimizer: Any
+                          ) -> tuple[int, Any, Any, Any] | None:
+    """Restores the newest checkpoint that reads back; falls back to older ones with a warning."""
+    for step in reversed(self.all_steps()):
+      try:
+        return (step, *self.restore(step, params, optimizer))
+      except (ValueError, OSError, KeyError) as e:  # A damaged checkpoint; try the one before.
+        logging.warning("Checkpoint %d in %s cannot be read (%s); trying the previous one.",
+                        step, self.directory, e)
+    return None
+
+  def restore_params(self, step: int, params: Any) -> Any:
+    return self._manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(params)))["params"]
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()

@@ -1,0 +1,37 @@
+"""Checks a config before any work starts, so a typo costs a one-line message, not a traceback."""
+
+import ml_collections
+
+from musae_jax.errors import UserError
+
+_CHOICES = {
+    "data.bars": (2, 16),
+    "model.prior": ("gaussian", "flower"),
+    "model.dtype": ("float32", "bfloat16"),
+    "optim.lr_schedule": ("exponential", "inverse_time", "constant"),
+}
+_POSITIVE = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
+             "checkpoint_every_steps", "keep_checkpoints", "model.hidden_size",
+             "model.latent_size", "model.encoder_layers", "model.decoder_layers",
+             "model.critic_hidden_size", "optim.learning_rate", "optim.critic_steps")
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str):
+  value = config
+  for part in dotted.split("."):
+    if part not in value:
+      raise UserError(f"config field {dotted!r} is missing; start from configs/default.py.")
+    value = value[part]
+  return value
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  for field, choices in _CHOICES.items():
+    if _get(config, field) not in choices:
+      raise UserError(f"config.{field}={_get(config, field)!r} is not one of {choices}.")
+  for field in _POSITIVE:
+    if not _get(config, field) > 0:
+      raise UserError(f"config.{field}={_get(config, field)!r} must be positive.")
+  if config.data.transpose_min > config.data.transpose_max:
+    raise UserError(f"config.data.transpose_min={config.data.transpose_min} is above "
+                    f"config.data.transpose_max={config.data.transpose_max}.")

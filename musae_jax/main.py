@@ -1,0 +1,44 @@
+r"""Trains MusAE: `python -m musae_jax.main --config=configs/16bar.py [--workdir=DIR]`.
+
+Only flags live here; the program is musae_jax.train.train_and_evaluate. Any config field can be
+overridden on the command line, e.g. `--config.batch_size=64 --config.data.midi_dir=~/midi`.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from musae_jax.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; default runs/<config.name>.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", "",
+                                   "host:port of process 0 for multi-process runs (else SLURM's "
+                                   "environment is used when present).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Processes in a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index in a multi-process run.")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.INFO)
+  # Imported here so that --help stays fast and flags parse before JAX starts.
+  from musae_jax import sharding  # pylint: disable=g-import-not-at-top
+  from musae_jax import train  # pylint: disable=g-import-not-at-top
+  try:
+    sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    workdir = _WORKDIR.value or f"runs/{_CONFIG.value.name}"
+    train.train_and_evaluate(_CONFIG.value, workdir)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)
