@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_eval_batches = 50  # Validation batches per evaluation (0 = the whole split).
   config.checkpoint_every_steps = 5_000  # A checkpoint is saved this often (and at the end).
   config.keep_checkpoints = 3  # Number of most recent checkpoints kept on disk.
+  config.debug_nan_at_step = -1  # Testing aid: the loss is made NaN at this step (-1 = never).
 
   config.data = ml_collections.ConfigDict()
   config.data.midi_dir = str(DEMO_DIR / "midi")  # MIDI folder the dataset is built from if missing.
