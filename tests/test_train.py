@@ -1,0 +1,155 @@
+"""The training program end to end on the demo songs: outputs, resume, signals, NaN guard, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from data_pipeline import build as data_build
+from data_pipeline import loader
+from musae_jax import train
+from musae_jax.errors import UserError
+from tests import train_helpers
+from tests.train_helpers import REPO
+
+
+@pytest.fixture(scope="module")
+def demo_data_dir(tmp_path_factory):
+  """The 2-bar dataset of the embedded demo songs, built once for this module."""
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  data_build.build_dataset(str(REPO / "demo_data" / "midi"), data_dir, 2,
+                           genres_file=str(REPO / "demo_data" / "genres.json"), workers=1)
+  return data_dir
+
+
+def _num_genres(data_dir):
+  return len(loader.genre_vocabulary(data_dir, 2))
+
+
+def test_run_writes_checkpoints_config_metrics_and_events(demo_data_dir, tmp_path):
+  config = train_helpers.tiny_config(demo_data_dir)
+  metrics = train.train_and_evaluate(config, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints"))[-1] == "12"
+  saved = json.loads((tmp_path / "config.json").read_text())
+  assert saved["model"]["hidden_size"] == 16 and saved["data"]["bars"] == 2
+  assert json.loads((tmp_path / "genres.json").read_text()) == loader.genre_vocabulary(
+      demo_data_dir, 2)
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  train_steps = [l["step"] for l in lines if "train/loss/total" in l]
+  assert train_steps == [4, 8, 12]
+  assert any("validation/accuracy/drums" in l for l in lines)
+  assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
+  assert 0.0 <= metrics["validation/accuracy/mean"] <= 1.0
+
+
+def test_resume_is_bitwise_identical_to_an_uninterrupted_run(demo_data_dir, tmp_path):
+  config = train_helpers.tiny_config(demo_data_dir)
+  train.train_and_evaluate(config, str(tmp_path / "straight"))
+  config.num_train_steps = 6  # Stops between checkpoints: resumes from step 6's final save.
+  train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  config.num_train_steps = 12
+  train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  genres = _num_genres(demo_data_dir)
+  train_helpers.assert_trees_equal(
+      train_helpers.final_params(tmp_path / "straight", config, genres),
+      train_helpers.final_params(tmp_path / "resumed", config, genres))
+
+
+def test_nan_stops_training_and_keeps_last_checkpoint(demo_data_dir, tmp_path):
+  config = train_helpers.tiny_config(demo_data_dir, debug_nan_at_step=9)
+  with pytest.raises(train.TrainingDiverged, match=r"at step 10; the last good checkpoint is step 8"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()) == [4, 8]
+  params = train_helpers.final_params(tmp_path, config, _num_genres(demo_data_dir))
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  assert all(np.isfinite(p).all() for p in __import__("jax").tree.leaves(params))
+
+
+def test_mismatched_model_shape_is_a_clear_error(demo_data_dir, tmp_path):
+  train.train_and_evaluate(train_helpers.tiny_config(demo_data_dir, num_train_steps=4),
+                           str(tmp_path))
+  config = train_helpers.tiny_config(demo_data_dir, **{"model.hidden_size": 24})
+  with pytest.raises(UserError, match=r"model.hidden_size: checkpoint 16 vs config 24"):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_bad_config_is_one_line_without_traceback(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", "musae_jax.main", "--config=configs/demo.py",
+       f"--workdir={tmp_path}", "--config.model.prior=uniform"],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert "config.model.prior='uniform' is not one of" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def _main_command(data_dir, workdir, *overrides):
+  config = train_helpers.tiny_config(data_dir)
+  fields = {"batch_size": config.batch_size, "model.hidden_size": 16, "model.latent_size": 8,
+            "model.critic_hidden_size": 16, "model.encoder_layers": 1,
+            "model.decoder_layers": 1, "data.data_dir": data_dir, "num_eval_batches": 2,
+            "log_every_steps": 4, "checkpoint_every_steps": 4}
+  args = [f"--config.{k}={v}" for k, v in fields.items()] + list(overrides)
+  return [sys.executable, "-m", "musae_jax.main", "--config=configs/demo.py",
+          f"--workdir={workdir}", *args]
+
+
+def test_main_runs_end_to_end_as_a_subprocess(demo_data_dir, tmp_path):
+  result = subprocess.run(_main_command(demo_data_dir, tmp_path, "--config.num_train_steps=8",
+                                        "--config.eval_every_steps=8"),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (tmp_path / "checkpoints" / "8").is_dir()
+  assert (tmp_path / "metrics.jsonl").exists()
+
+
+def _wait_for_checkpoint(workdir, process, timeout=240):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    ckpt = workdir / "checkpoints"
+    if ckpt.is_dir() and any(s.isdigit() for s in os.listdir(ckpt)):
+      return
+    assert process.poll() is None, process.communicate()[1][-3000:]
+    time.sleep(0.2)
+  raise AssertionError("no checkpoint appeared")
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_zero(demo_data_dir, tmp_path):
+  process = subprocess.Popen(_main_command(demo_data_dir, tmp_path,
+                                           "--config.num_train_steps=100000",
+                                           "--config.eval_every_steps=100000"),
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  _wait_for_checkpoint(tmp_path, process)
+  process.send_signal(signal.SIGTERM)
+  out, err = process.communicate(timeout=120)
+  assert process.returncode == 0, err[-3000:]
+  assert "Stopped by SIGTERM at step" in out
+  stopped_at = int(out.split("Stopped by SIGTERM at step ")[1].split(";")[0])
+  assert (tmp_path / "checkpoints" / str(stopped_at)).is_dir()
+
+
+def test_sigkill_then_restart_equals_an_uninterrupted_run(demo_data_dir, tmp_path):
+  steps = "--config.num_train_steps=24"
+  straight = subprocess.run(_main_command(demo_data_dir, tmp_path / "straight", steps,
+                                          "--config.eval_every_steps=1000"),
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert straight.returncode == 0, straight.stderr[-3000:]
+  killed_dir = tmp_path / "killed"
+  process = subprocess.Popen(_main_command(demo_data_dir, killed_dir, steps,
+                                           "--config.eval_every_steps=1000"),
+                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  _wait_for_checkpoint(killed_dir, process)
+  process.kill()
+  process.wait()
+  restarted = subprocess.run(_main_command(demo_data_dir, killed_dir, steps,
+                                           "--config.eval_every_steps=1000"),
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert restarted.returncode == 0, restarted.stderr[-3000:]
+  config = train_helpers.tiny_config(demo_data_dir)
+  genres = _num_genres(demo_data_dir)
+  train_helpers.assert_trees_equal(train_helpers.final_params(tmp_path / "straight", config, genres),
+                                   train_helpers.final_params(killed_dir, config, genres))
