@@ -135,8 +135,13 @@ class Checkpointer:
     return None
 
   def restore_params(self, step: int, params: Any) -> Any:
+    """Parameters alone, onto this process's first device (for inference, whatever the mesh
+    the run was trained on)."""
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                          params)
     return self._manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(params)))["params"]
+        params=ocp.args.StandardRestore(target)))["params"]
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
