@@ -1,0 +1,224 @@
+"""The LSTM: one recurrence interface, interchangeable kernels, and the layer holding its weights.
+
+Gate order is (i, f, g, o):  c' = f * c + i * g,  h' = o * tanh(c'),  i, f, o sigmoid, g tanh.
+
+The caller computes the input projection x @ w_ih + b outside the recurrence (one big matmul
+over all steps, or once per sequence when the input is constant, as in MusAE's decoders), so a
+kernel only runs the part that is truly sequential: gates_t = x_proj_t + h_{t-1} @ w_hh.
+
+Kernels are registered by name in IMPLEMENTATIONS and all take the same arguments, so a faster
+one (e.g. a fused native kernel) can be added without touching the model:
+  "scan"       lax.scan forward with a hand-written reverse-scan backward (jax.custom_vjp): the
+               backward loop produces only the gate gradients and dh @ w_hh^T, and the recurrent
+               weight gradient is ONE matmul over all T*B rows after the loop. On CPU this is
+               10-26% faster than differentiating through the scan.
+  "reference"  the same forward under plain autodiff; the yardstick the tests compare against.
+
+Parameters (LSTM below) are plain arrays w_ih [I, 4H], w_hh [H, 4H], b [4H], so checkpoints do
+not depend on the kernel. The dtype of w_hh passed to a kernel is the matmul input dtype (pass
+bfloat16 for bf16 matmuls); states, gates and accumulation stay float32.
+"""
+
+import functools
+from typing import Callable, Protocol
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+
+NUM_GATES = 4  # i, f, g, o.
+
+
+class LstmKernel(Protocol):
+
+  def __call__(self, x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *,
+               reverse: bool, num_steps: int) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    ...
+
+
+def _recurrent_matmul(h: jax.Array, w_hh: jax.Array) -> jax.Array:
+  # Inputs in w_hh's dtype, accumulation and result in float32.
+  return jnp.dot(h.astype(w_hh.dtype), w_hh, preferred_element_type=jnp.float32)
+
+
+def _cell(x_t: jax.Array, h: jax.Array, c: jax.Array, w_hh: jax.Array):
+  """One step. Returns (h', c', activated gates [B, 4H])."""
+  pre = x_t + _recurrent_matmul(h, w_hh)
+  i, f, g, o = jnp.split(pre, NUM_GATES, axis=-1)
+  i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+  c_new = f * c + i * g
+  h_new = o * jnp.tanh(c_new)
+  return h_new, c_new, (i, f, g, o)
+
+
+def _run_forward(x_proj, w_hh, h0, c0, reverse: bool, num_steps: int, keep_residuals: bool):
+  """Scans the cell over time. A [1, B, 4H] x_proj is a constant input, read in every step."""
+  constant = x_proj.shape[0] == 1 and num_steps != 1
+
+  def step(carry, x_t):
+    h, c = carry
+    if constant:
+      x_t = x_proj[0]
+    h_new, c_new, gates = _cell(x_t, h, c, w_hh)
+    # The backward pass needs c_{t-1} (to get c_t back cheaply) and the activated gates.
+    ys = (h_new, c, jnp.concatenate(gates, axis=-1)) if keep_residuals else h_new
+    return (h_new, c_new), ys
+
+  xs = None if constant else x_proj
+  (h_last, c_last), ys = jax.lax.scan(step, (h0, c0), xs, length=num_steps, reverse=reverse)
+  return (h_last, c_last), ys
+
+
+def _reference(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int):
+  (h_last, c_last), hs = _run_forward(x_proj, w_hh, h0, c0, reverse, num_steps, False)
+  return hs, (h_last, c_last)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _fast_scan(x_proj, w_hh, h0, c0, reverse: bool, num_steps: int):
+  return _reference(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps)
+
+
+def _fast_scan_fwd(x_proj, w_hh, h0, c0, reverse, num_steps):
+  (h_last, c_last), (hs, c_prev, gates) = _run_forward(
+      x_proj, w_hh, h0, c0, reverse, num_steps, True)
+  residuals = (x_proj, w_hh, h0, c0, hs, c_prev, gates)
+  return (hs, (h_last, c_last)), residuals
+
+
+def _fast_scan_bwd(reverse, num_steps, residuals, cotangents):
+  x_proj, w_hh, h0, c0, hs, c_prev, gates = residuals
+  d_hs, (d_h_last, d_c_last) = cotangents
+
+  def step(carry, xs):
+    dh_later, dc_later = carry  # Gradients reaching h_t, c_t from the steps processed after t.
+    dh_out, gates_t, c_before = xs
+    i, f, g, o = jnp.split(gates_t, NUM_GATES, axis=-1)
+    c_t = f * c_before + i * g
+    tanh_c = jnp.tanh(c_t)
+    dh = dh_out + dh_later
+    dc = dc_later + dh * o * (1.0 - tanh_c * tanh_c)
+    d_pre = jnp.concatenate([
+        dc * g * i * (1.0 - i),
+        dc * c_before * f * (1.0 - f),
+        dc * i * (1.0 - g * g),
+        dh * tanh_c * o * (1.0 - o),
+    ], axis=-1)
+    dh_before = jnp.dot(d_pre.astype(w_hh.dtype), w_hh.T, preferred_element_type=jnp.float32)
+    return (dh_before, dc * f), d_pre
+
+  # The backward pass walks time in the opposite order of the forward pass.
+  (d_h0, d_c0), d_pre = jax.lax.scan(
+      step, (d_h_last.astype(jnp.float32), d_c_last.astype(jnp.float32)),
+      (d_hs.astype(jnp.float32), gates, c_prev), reverse=not reverse)
+
+  # h_{t-1} of every step (h_{t+1} when running in reverse), then the recurrent weight gradient
+  # as one matmul over all T*B rows instead of T small ones inside the loop.
+  if reverse:
+    h_prev = jnp.concatenate([hs[1:], h0[None].astype(hs.dtype)], axis=0)
+  else:
+    h_prev = jnp.concatenate([h0[None].astype(hs.dtype), hs[:-1]], axis=0)
+  d_w_hh = jnp.einsum("tbh,tbg->hg", h_prev.astype(w_hh.dtype), d_pre.astype(w_hh.dtype),
+                      preferred_element_type=jnp.float32)
+  if x_proj.shape[0] == 1 and num_steps != 1:
+    d_x_proj = jnp.sum(d_pre, axis=0, keepdims=True)
+  else:
+    d_x_proj = d_pre
+  return (d_x_proj.astype(x_proj.dtype), d_w_hh.astype(w_hh.dtype), d_h0.astype(h0.dtype),
+          d_c0.astype(c0.dtype))
+
+
+_fast_scan.defvjp(_fast_scan_fwd, _fast_scan_bwd)
+
+
+def _scan(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int):
+  return _fast_scan(x_proj, w_hh, h0, c0, reverse, num_steps)
+
+
+# Name -> kernel. Other modules may register more (e.g. IMPLEMENTATIONS["onednn"] = fn).
+IMPLEMENTATIONS: dict[str, LstmKernel] = {"scan": _scan, "reference": _reference}
+# impl="auto" picks the first of these that is registered; a faster kernel can put itself first.
+AUTO_PREFERENCE: list[str] = ["scan"]
+
+
+def resolve_impl(impl: str) -> str:
+  """The registered kernel name that impl ("auto" or a name) stands for."""
+  if impl == "auto":
+    impl = next(name for name in AUTO_PREFERENCE if name in IMPLEMENTATIONS)
+  if impl not in IMPLEMENTATIONS:
+    raise ValueError(f"Unknown LSTM implementation {impl!r}; known: {sorted(IMPLEMENTATIONS)} "
+                     "or 'auto'.")
+  return impl
+
+
+def lstm_recurrence(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *,
+                    reverse: bool = False, impl: str = "scan", num_steps: int | None = None
+                    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+  """Runs an LSTM over time, given the input projection.
+
+  Args:
+    x_proj: [T, B, 4H] input projection with the bias already added, or [1, B, 4H] for an input
+      that is the same at every step (give num_steps then); it is broadcast over time without
+      being materialised.
+    w_hh: [H, 4H] recurrent weights; their dtype is the matmul input dtype.
+    h0, c0: [B, H] initial state.
+    reverse: process time from the last step to the first (outputs stay in time order).
+    impl: a name in IMPLEMENTATIONS, or "auto".
+    num_steps: sequence length; needed only when x_proj is a constant [1, B, 4H] input.
+
+  Returns:
+    (hs [T, B, H] float32, (h_T, c_T)), where h_T, c_T is the state after the last processed
+    step (step 0 when reverse).
+  """
+  if num_steps is None:
+    num_steps = x_proj.shape[0]
+  elif x_proj.shape[0] not in (1, num_steps):
+    raise ValueError(f"x_proj has {x_proj.shape[0]} steps but num_steps={num_steps}.")
+  kernel = IMPLEMENTATIONS[resolve_impl(impl)]
+  return kernel(x_proj.astype(jnp.float32), w_hh, h0.astype(jnp.float32),
+                c0.astype(jnp.float32), reverse=reverse, num_steps=num_steps)
+
+
+class LSTM(nnx.Module):
+  """The weights of one unidirectional LSTM layer and the two halves of running it.
+
+  Initialised like Keras' LSTM (what MusAE used): Glorot-uniform w_ih, orthogonal w_hh, zero
+  bias except 1 on the forget gate.
+  """
+
+  def __init__(self, input_size: int, hidden_size: int, *, impl: str = "auto",
+               dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs):
+    self.hidden_size = hidden_size
+    self.impl = impl
+    self.dtype = dtype
+    gates = NUM_GATES * hidden_size
+    self.w_ih = nnx.Param(nnx.initializers.glorot_uniform()(rngs.params(), (input_size, gates)))
+    self.w_hh = nnx.Param(nnx.initializers.orthogonal()(rngs.params(), (hidden_size, gates)))
+    forget_gate = (jnp.arange(gates) // hidden_size) == 1
+    self.b = nnx.Param(forget_gate.astype(jnp.float32))
+
+  def project(self, *inputs: jax.Array) -> jax.Array:
+    """x @ w_ih + b for inputs [..., I_k] that together make up the I input features.
+
+    Several inputs (e.g. the forward and backward halves of a biLSTM layer below) are
+    multiplied by their own rows of w_ih, so they need not be concatenated first.
+    """
+    out, start = self.b[...], 0
+    for x in inputs:
+      rows = self.w_ih[start:start + x.shape[-1]]
+      out = out + jnp.dot(x.astype(self.dtype), rows.astype(self.dtype),
+                          preferred_element_type=jnp.float32)
+      start += x.shape[-1]
+    if start != self.w_ih.shape[0]:
+      raise ValueError(f"LSTM inputs have {start} features, w_ih expects {self.w_ih.shape[0]}.")
+    return out
+
+  def project_one_hot(self, indices: jax.Array) -> jax.Array:
+    """x @ w_ih + b for a k-hot x given by its hot indices [..., k]: a gather-sum of k rows."""
+    return jnp.take(self.w_ih[...], indices, axis=0).sum(axis=-2) + self.b[...]
+
+  def __call__(self, x_proj: jax.Array, h0: jax.Array, c0: jax.Array, *, reverse: bool = False,
+               num_steps: int | None = None) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """lstm_recurrence with this layer's recurrent weights; x_proj is time-major."""
+    return lstm_recurrence(x_proj, self.w_hh[...].astype(self.dtype), h0, c0, reverse=reverse,
+                           impl=self.impl, num_steps=num_steps)
