@@ -1,0 +1,165 @@
+"""Pictures of token windows and of the evaluation results (matplotlib, Agg backend, PNG files).
+
+  pianoroll        one window, the 4 tracks stacked (onsets dark, held steps lighter)
+  pianoroll_grid   several windows side by side (an interpolation), tracks as rows
+  heatmap          a signed matrix with labelled rows and columns (Figure 3)
+  curves           y(alpha) lines (Figure 4)
+  scatter_pairs    2-D point clouds of two classes, one panel per pair (Figure 5)
+"""
+
+import os
+from typing import Sequence
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")  # Files only: no display is needed or wanted.
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from data_pipeline.tokens import NUM_PITCHES, STEPS_PER_BAR, TRACKS  # pylint: disable=wrong-import-position
+from musae_jax import music_metrics  # pylint: disable=wrong-import-position
+
+_ONSET, _HELD = 1.0, 0.55  # Grey levels of a note's first step and of its continuation.
+
+
+def _track_roll(tokens: np.ndarray, track: int) -> np.ndarray:
+  """[128, T] image of one track: _ONSET where a note starts, _HELD where it goes on."""
+  steps = tokens.shape[0]
+  sounding = music_metrics.sounding_pitch(tokens)[:, track]
+  is_onset = music_metrics.onsets(tokens)[:, track]
+  image = np.zeros((NUM_PITCHES, steps), np.float32)
+  time = np.nonzero(sounding >= 0)[0]
+  image[sounding[time], time] = np.where(is_onset[time], _ONSET, _HELD)
+  return image
+
+
+def _pitch_window(images: Sequence[np.ndarray]) -> tuple[int, int]:
+  """The pitch rows to show: the notes' span plus a margin, at least an octave."""
+  rows = np.nonzero(np.any([image.any(axis=1) for image in images], axis=0))[0]
+  if rows.size == 0:
+    return 48, 72
+  low, high = int(rows.min()) - 2, int(rows.max()) + 3
+  if high - low < 12:
+    middle = (low + high) // 2
+    low, high = middle - 6, middle + 6
+  return max(low, 0), min(high, NUM_PITCHES)
+
+
+def _draw_track(axis, image: np.ndarray, low: int, high: int, steps: int) -> None:
+  axis.imshow(image[low:high], aspect="auto", origin="lower", cmap="Greys", vmin=0.0, vmax=1.0,
+              interpolation="nearest", extent=(0, steps, low, high))
+  for bar in range(STEPS_PER_BAR, steps, STEPS_PER_BAR):
+    axis.axvline(bar, color="tab:blue", linewidth=0.6, alpha=0.6)
+  axis.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=5))
+  axis.tick_params(labelsize=6)
+
+
+def _save(figure, path: str) -> str:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  figure.savefig(path, dpi=110, bbox_inches="tight")
+  plt.close(figure)
+  return path
+
+
+def pianoroll(tokens: np.ndarray, path: str, title: str = "") -> str:
+  """Draws one [T, 4] token window as 4 stacked pianorolls (time in steps, pitch in MIDI)."""
+  tokens = np.asarray(tokens)
+  steps = tokens.shape[0]
+  width = min(max(4.0, steps / 16 * 2.0), 24.0)
+  figure, axes = plt.subplots(4, 1, figsize=(width, 6.0), sharex=True)
+  for track, axis in enumerate(axes):
+    image = _track_roll(tokens, track)
+    low, high = _pitch_window([image])
+    _draw_track(axis, image, low, high, steps)
+    axis.set_ylabel(TRACKS[track], fontsize=8)
+  axes[-1].set_xlabel("step (16 per bar)", fontsize=8)
+  if title:
+    axes[0].set_title(title, fontsize=9)
+  return _save(figure, path)
+
+
+def pianoroll_grid(windows: Sequence[np.ndarray], path: str, column_titles: Sequence[str] = (),
+                   title: str = "") -> str:
+  """Draws N [T, 4] windows as a 4 x N grid: one row per track, one column per window.
+
+  Each track row shares one pitch range across columns so that motion between columns shows.
+  """
+  windows = [np.asarray(w) for w in windows]
+  steps = windows[0].shape[0]
+  columns = len(windows)
+  figure, axes = plt.subplots(4, columns, figsize=(1.6 * columns + 1.0, 5.5), squeeze=False,
+                              sharey="row")
+  for track in range(4):
+    images = [_track_roll(w, track) for w in windows]
+    low, high = _pitch_window(images)
+    for column, image in enumerate(images):
+      axis = axes[track, column]
+      _draw_track(axis, image, low, high, steps)
+      if column == 0:
+        axis.set_ylabel(TRACKS[track], fontsize=8)
+      if track == 0 and column < len(column_titles):
+        axis.set_title(column_titles[column], fontsize=8)
+  if title:
+    figure.suptitle(title, fontsize=10)
+  return _save(figure, path)
+
+
+def heatmap(matrix: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str],
+            path: str, title: str = "", colorbar_label: str = "") -> str:
+  """Draws a signed matrix with a diverging colour scale centred on 0 (NaN cells blank)."""
+  matrix = np.asarray(matrix, np.float64)
+  finite = np.abs(matrix[np.isfinite(matrix)])
+  limit = float(np.percentile(finite, 98)) if finite.size else 1.0
+  limit = limit if limit > 0 else 1.0
+  height = 1.2 + 0.22 * len(row_labels)
+  width = 2.5 + 0.28 * len(column_labels)
+  figure, axis = plt.subplots(figsize=(width, height))
+  shown = axis.imshow(np.ma.masked_invalid(matrix), aspect="auto", cmap="RdBu_r", vmin=-limit,
+                      vmax=limit, interpolation="nearest")
+  axis.set_yticks(range(len(row_labels)), row_labels, fontsize=6)
+  axis.set_xticks(range(len(column_labels)), column_labels, fontsize=6, rotation=90)
+  bar = figure.colorbar(shown, ax=axis, fraction=0.03)
+  if colorbar_label:
+    bar.set_label(colorbar_label, fontsize=7)
+  if title:
+    axis.set_title(title, fontsize=9)
+  return _save(figure, path)
+
+
+def curves(x: np.ndarray, lines: dict[str, np.ndarray], path: str, x_label: str, y_label: str,
+           title: str = "") -> str:
+  """Draws one marked line per entry of `lines` over the shared x values."""
+  figure, axis = plt.subplots(figsize=(5.0, 3.6))
+  for label, y in lines.items():
+    axis.plot(x, y, marker="o", markersize=3, label=label)
+  axis.set_xlabel(x_label)
+  axis.set_ylabel(y_label)
+  axis.set_ylim(bottom=0.0)
+  axis.grid(alpha=0.3)
+  axis.legend(fontsize=8)
+  if title:
+    axis.set_title(title, fontsize=9)
+  return _save(figure, path)
+
+
+def scatter_pairs(panels: Sequence[tuple[str, str, np.ndarray, np.ndarray]], path: str,
+                  title: str = "") -> str:
+  """One panel per (name_a, name_b, points [n, 2], is_b bool [n]): a as dots, b as crosses."""
+  columns = min(len(panels), 3)
+  rows = -(-len(panels) // columns)
+  figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.3 * rows), squeeze=False)
+  for axis in axes.flat[len(panels):]:
+    axis.set_visible(False)
+  for axis, (name_a, name_b, points, is_b) in zip(axes.flat, panels):
+    points, is_b = np.asarray(points), np.asarray(is_b, bool)
+    axis.scatter(points[~is_b, 0], points[~is_b, 1], s=8, marker="o", label=name_a, alpha=0.7)
+    axis.scatter(points[is_b, 0], points[is_b, 1], s=14, marker="x", label=name_b, alpha=0.7)
+    axis.set_title(f"{name_a} vs {name_b}", fontsize=9)
+    axis.set_xlabel("PC 1", fontsize=7)
+    axis.set_ylabel("PC 2", fontsize=7)
+    axis.tick_params(labelsize=6)
+    axis.legend(fontsize=7)
+  if title:
+    figure.suptitle(title, fontsize=10)
+  return _save(figure, path)
