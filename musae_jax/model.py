@@ -1,0 +1,149 @@
+"""MusAE's networks: the biLSTM encoder, one LSTM decoder per track, and the latent critic.
+
+Shapes are batch-major at this API ([B, T, 4] tokens, [B, T, 4, 130] logits); inside, the LSTMs
+run time-major. Every matmul takes its inputs in the configured compute dtype and accumulates in
+float32; parameters are float32.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from data_pipeline.tokens import NUM_CLASSES, NUM_TRACKS, TRACKS
+from musae_jax.lstm import LSTM
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(name: str) -> jnp.dtype:
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f"config.model.dtype={name!r}; expected one of {sorted(COMPUTE_DTYPES)}.")
+  return COMPUTE_DTYPES[name]
+
+
+def _linear(in_features: int, out_features: int, dtype, rngs: nnx.Rngs) -> nnx.Linear:
+  return nnx.Linear(in_features, out_features, dtype=dtype, param_dtype=jnp.float32,
+                    preferred_element_type=jnp.float32, rngs=rngs)
+
+
+class Encoder(nnx.Module):
+  """Stacked biLSTM over the one-hot tokens; the top layer's final forward and backward states
+  give mu and log sigma^2 of q(z | x) (paper eqs. 7-10)."""
+
+  def __init__(self, hidden_size: int, latent_size: int, num_layers: int, *, lstm_impl: str,
+               dtype, rngs: nnx.Rngs):
+    one_hot_size = NUM_TRACKS * NUM_CLASSES
+    sizes = [one_hot_size] + [2 * hidden_size] * (num_layers - 1)
+    kwargs = dict(impl=lstm_impl, dtype=dtype, rngs=rngs)
+    self.forward_layers = nnx.List([LSTM(size, hidden_size, **kwargs) for size in sizes])
+    self.backward_layers = nnx.List([LSTM(size, hidden_size, **kwargs) for size in sizes])
+    self.mu = _linear(2 * hidden_size, latent_size, dtype, rngs)
+    self.logvar = _linear(2 * hidden_size, latent_size, dtype, rngs)
+
+  def __call__(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """tokens int [B, T, 4] -> (mu, logvar), each float32 [B, N_z]."""
+    batch = tokens.shape[0]
+    # The one-hot input [T, B, 4*130] has 4 hot entries per step: token + 130*track. Its
+    # projection is the sum of those 4 rows of w_ih, with no one-hot array or matmul.
+    hot = tokens.astype(jnp.int32).transpose(1, 0, 2) + NUM_CLASSES * jnp.arange(NUM_TRACKS)
+    hidden_size = self.forward_layers[0].hidden_size
+    zeros = jnp.zeros((batch, hidden_size), jnp.float32)
+    inputs = None
+    for forward, backward in zip(self.forward_layers, self.backward_layers):
+      if inputs is None:
+        x_forward, x_backward = forward.project_one_hot(hot), backward.project_one_hot(hot)
+      else:
+        x_forward, x_backward = forward.project(*inputs), backward.project(*inputs)
+      hs_forward, (h_forward, _) = forward(x_forward, zeros, zeros)
+      hs_backward, (h_backward, _) = backward(x_backward, zeros, zeros, reverse=True)
+      inputs = (hs_forward, hs_backward)
+    summary = jnp.concatenate([h_forward, h_backward], axis=-1)
+    return self.mu(summary), self.logvar(summary)
+
+
+class TrackDecoder(nnx.Module):
+  """Stacked LSTMs that read z at every step (not autoregressive), then a softmax over the 130
+  classes. Every layer starts from the same state tanh(W z + b), as in MusAE's code (eq. 11)."""
+
+  def __init__(self, latent_size: int, hidden_size: int, num_layers: int, *, lstm_impl: str,
+               dtype, rngs: nnx.Rngs):
+    self.initial_state = _linear(latent_size, hidden_size, dtype, rngs)
+    sizes = [latent_size] + [hidden_size] * (num_layers - 1)
+    self.layers = nnx.List([LSTM(size, hidden_size, impl=lstm_impl, dtype=dtype, rngs=rngs)
+                            for size in sizes])
+    self.output = _linear(hidden_size, NUM_CLASSES, dtype, rngs)
+
+  def __call__(self, z: jax.Array, num_steps: int) -> jax.Array:
+    """z [B, N_z] -> logits [T, B, 130] (time-major)."""
+    state = jnp.tanh(self.initial_state(z))
+    # The first layer's input is z at every step: project it once, broadcast inside the LSTM.
+    x_proj = self.layers[0].project(z)[None]
+    hs = None
+    for layer in self.layers:
+      if hs is not None:
+        x_proj = layer.project(hs)
+      hs, _ = layer(x_proj, state, state, num_steps=num_steps)
+    return self.output(hs)
+
+
+class Critic(nnx.Module):
+  """WGAN critic on latent codes: 2 tanh hidden layers and a linear score. With the flower prior
+  it also reads the one-hot mixture component (label-conditioned AAE, Makhzani et al.)."""
+
+  def __init__(self, latent_size: int, hidden_size: int, num_components: int, *, dtype,
+               rngs: nnx.Rngs):
+    self.num_components = num_components
+    self.hidden1 = _linear(latent_size + num_components, hidden_size, dtype, rngs)
+    self.hidden2 = _linear(hidden_size, hidden_size, dtype, rngs)
+    self.score = _linear(hidden_size, 1, dtype, rngs)
+
+  def __call__(self, z: jax.Array, components_one_hot: jax.Array | None = None) -> jax.Array:
+    """z [B, N_z] (+ one-hot [B, K] when conditioned) -> scores [B]."""
+    if self.num_components:
+      if components_one_hot is None:
+        raise ValueError("This critic is conditioned on the prior component; pass its one-hot.")
+      z = jnp.concatenate([z, components_one_hot.astype(z.dtype)], axis=-1)
+    x = jnp.tanh(self.hidden1(z))
+    x = jnp.tanh(self.hidden2(x))
+    return self.score(x)[:, 0]
+
+
+class MusAE(nnx.Module):
+  """Encoder + 4 track decoders (the autoencoder) and the latent critic."""
+
+  def __init__(self, model_config: ml_collections.ConfigDict, num_genres: int, *,
+               rngs: nnx.Rngs):
+    dtype = compute_dtype(model_config.dtype)
+    hidden = model_config.hidden_size
+    latent = model_config.latent_size
+    impl = model_config.lstm_impl
+    self.prior = model_config.prior
+    # Flower: one component per genre plus one for unlabeled windows; gaussian: unconditioned.
+    self.num_components = num_genres + 1 if self.prior == "flower" else 0
+    self.encoder = Encoder(hidden, latent, model_config.encoder_layers, lstm_impl=impl,
+                           dtype=dtype, rngs=rngs)
+    self.decoders = nnx.Dict({
+        track: TrackDecoder(latent, hidden, model_config.decoder_layers, lstm_impl=impl,
+                            dtype=dtype, rngs=rngs)
+        for track in TRACKS})
+    self.critic_net = Critic(latent, model_config.critic_hidden_size, self.num_components,
+                             dtype=dtype, rngs=rngs)
+
+  def encode(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """tokens int [B, T, 4] -> (mu, logvar) [B, N_z]."""
+    return self.encoder(tokens)
+
+  def decode(self, z: jax.Array, num_steps: int) -> jax.Array:
+    """z [B, N_z] -> logits [B, T, 4, 130] (float32)."""
+    logits = jnp.stack([self.decoders[track](z, num_steps) for track in TRACKS], axis=2)
+    return logits.transpose(1, 0, 2, 3)
+
+  def critic(self, z: jax.Array, genres_one_hot: jax.Array | None = None) -> jax.Array:
+    """z [B, N_z] (+ component one-hot [B, K] with the flower prior) -> scores [B]."""
+    return self.critic_net(z, genres_one_hot)
+
+
+def reparameterize(key: jax.Array, mu: jax.Array, logvar: jax.Array) -> jax.Array:
+  """z = mu + sigma * eps with sigma = exp(logvar / 2)."""
+  return mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape, mu.dtype)
