@@ -1,0 +1,110 @@
+"""Track classes, MusAE's song filter and the reasons a song is rejected.
+
+MusAE keeps a song when every time-signature event is 4/4 (a file without one
+counts as 4/4, the MIDI default) and it has a non-empty drum track (the drum
+channel), a non-empty bass track (GM programs 32-39) and a non-empty
+guitar/piano track (programs 0-31). Every other non-drum program (40-127) is
+merged into the fourth track, "strings"; we also require it to be non-empty
+(at least one instrument outside the three classes has notes), so every token
+column can carry music.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+  from data_pipeline.midi_io import Instrument, MidiContent
+
+DRUMS, BASS, GUITAR, STRINGS = 0, 1, 2, 3  # Track classes, in tokens.TRACKS order.
+BASS_PROGRAMS = range(32, 40)  # GM "Bass" family.
+GUITAR_PROGRAMS = range(0, 32)  # GM piano, chromatic percussion, organ and guitar families.
+
+# Stable short keys for RejectedSong.reason (build statistics count them).
+REASONS = (
+    "unreadable",  # the file could not be opened or read
+    "empty",  # 0-byte file, or a MIDI file without any note
+    "not_midi",  # no MThd header: some other kind of file
+    "truncated",  # a chunk or a declared track is missing bytes
+    "corrupt",  # malformed chunk, event or meta event
+    "unsupported",  # valid MIDI we cannot grid (SMPTE time division)
+    "too_long",  # longer than MAX_BARS: would not fit the memory budget
+    "not_4_4",  # some time-signature event is not 4/4
+    "no_drums",
+    "no_bass",
+    "no_guitar",
+    "no_strings",
+    "too_short",  # fewer bars than one window
+)
+
+
+class RejectedSong(Exception):
+  """A song that cannot or must not become training windows.
+
+  `reason` is one of REASONS; str(exc) is one line naming the file and why,
+  e.g. "data/x.mid: rejected: time signature 3/4 at bar 1 (only 4/4 is
+  supported)". Lower layers raise it without a path; song.py fills it in.
+  """
+
+  def __init__(self, reason: str, detail: str, path: str = ""):
+    super().__init__(reason, detail, path)
+    assert reason in REASONS, reason
+    self.reason = reason
+    self.detail = detail
+    self.path = path
+
+  def __str__(self) -> str:
+    prefix = f"{self.path}: " if self.path else ""
+    return f"{prefix}rejected: {self.detail}"
+
+
+def track_class(program: int, is_drum: bool) -> int:
+  """The MusAE track class (DRUMS, BASS, GUITAR or STRINGS) of an instrument."""
+  if is_drum:
+    return DRUMS
+  if program in BASS_PROGRAMS:
+    return BASS
+  if program in GUITAR_PROGRAMS:
+    return GUITAR
+  return STRINGS
+
+
+def check_time_signatures(midi: MidiContent) -> None:
+  """Rejects the song unless every time-signature event is 4/4."""
+  for tick, numerator, denominator in midi.time_signatures:
+    if (numerator, denominator) != (4, 4):
+      # Every earlier event was 4/4, so bars before this one are 4 quarters.
+      bar = tick // (4 * midi.ticks_per_quarter) + 1
+      raise RejectedSong(
+          "not_4_4", f"time signature {numerator}/{denominator} at bar {bar} "
+          "(only 4/4 is supported)")
+
+
+def instruments_by_class(
+    instruments: Sequence[Instrument]) -> tuple[list[Instrument], ...]:
+  """Non-empty instruments split into (drums, bass, guitar, strings) lists.
+
+  Within a class, instruments are ordered by decreasing note count (then file
+  order), so the first one is the class's main instrument.
+  """
+  classes: tuple[list[Instrument], ...] = ([], [], [], [])
+  for instrument in instruments:
+    if len(instrument.pitches):
+      classes[track_class(instrument.program, instrument.is_drum)].append(instrument)
+  for members in classes:
+    members.sort(key=lambda instrument: -len(instrument.pitches))  # stable
+  return classes
+
+
+def check_tracks(classes: tuple[list[Instrument], ...]) -> None:
+  """Rejects the song unless each of the four track classes has notes."""
+  missing = [
+      ("no_drums", "no drum track with notes (drum channel)"),
+      ("no_bass", "no bass track with notes (programs 32-39)"),
+      ("no_guitar", "no guitar/piano track with notes (programs 0-31)"),
+      ("no_strings", "no other instrument with notes (programs 40-127), so the "
+       "strings track would be empty"),
+  ]
+  for members, (reason, detail) in zip(classes, missing):
+    if not members:
+      raise RejectedSong(reason, detail)
