@@ -18,7 +18,8 @@ import dataclasses
 
 import numpy as np
 
-from data_pipeline.tokens import HOLD, NUM_PITCHES, STEPS_PER_BAR, TRACKS
+from data_pipeline import tokens as tokens_lib
+from data_pipeline.tokens import NUM_PITCHES, STEPS_PER_BAR, TRACKS
 
 # Descriptor name -> one-line meaning (report.md prints these beside the heatmap).
 DESCRIPTORS = {
@@ -33,18 +34,10 @@ DESCRIPTORS = {
 
 
 def sounding_pitch(tokens: np.ndarray) -> np.ndarray:
-  """[..., T, 4] -> [..., T, 4] int: the pitch sounding at each step, or -1 for silence.
-
-  A HOLD takes the pitch of the last non-HOLD token before it; a HOLD after silence or at the
-  window start is silence.
-  """
-  tokens = np.asarray(tokens).astype(np.int32)
-  steps = tokens.shape[-2]
-  position = np.arange(steps).reshape((steps, 1))
-  last_non_hold = np.where(tokens != HOLD, position, -1)
-  last_non_hold = np.maximum.accumulate(last_non_hold, axis=-2)
-  governing = np.take_along_axis(tokens, np.maximum(last_non_hold, 0), axis=-2)
-  return np.where((last_non_hold >= 0) & (governing < NUM_PITCHES), governing, -1)
+  """[..., T, 4] -> [..., T, 4] int: the pitch sounding at each step, or -1 for silence (a HOLD
+  after silence or at the window start continues nothing)."""
+  governing = tokens_lib.sounding_pitch(np.asarray(tokens), axis=-2).astype(np.int32)
+  return np.where(governing < NUM_PITCHES, governing, -1)
 
 
 def onsets(tokens: np.ndarray) -> np.ndarray:
