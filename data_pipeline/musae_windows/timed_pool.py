@@ -73,7 +73,7 @@ class _Worker:
   def kill(self) -> None:
     self.process.kill()
     self.process.join()
-    self.conn.close()
+    self.conn.close()  # Idempotent: also called on workers that are already dead.
 
   def stop(self) -> None:
     try:
@@ -127,7 +127,6 @@ class TimedPool:
     self._workers = []
 
   def _replace(self, worker: _Worker) -> _Worker:
-    worker.kill()
     self.restarts += 1
     fresh = _Worker(self._context, self._fn)
     self._workers[self._workers.index(worker)] = fresh
@@ -210,9 +209,10 @@ class TimedPool:
     """Reports the task at the head of worker's queue as failed and replaces the worker."""
     elapsed = time.monotonic() - worker.since
     queue = list(worker.queue)
+    worker.kill()
     if not worker.ready and not queue:
       raise RuntimeError(f"a worker process died while starting (exit code "
-                         f"{worker.process.exitcode})")
+                         f"{worker.process.exitcode}); see its error above")
     self._replace(worker)
     if not queue:
       return

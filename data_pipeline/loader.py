@@ -1,0 +1,173 @@
+"""Batches of musae_windows for training and evaluation, read without TensorFlow.
+
+`tfds.data_source` gives random access to the array_record shards; grain shuffles, transposes
+and batches. Training data is an endless stream: each epoch is a new permutation (seeded by seed
+and epoch) and every example gets a new transposition (seeded by seed and its position in the
+stream), so a run resumed from `iterator.get_state()` sees exactly the batches it would have
+seen. Each process reads its own disjoint, equally long part of the split (examples
+process_index, process_index + process_count, ...), and batch sizes are per process.
+
+Batches are dicts of numpy arrays: {"tokens": uint8 [B, T, 4], "genres": float32 [B, G]}, plus
+{"mask": float32 [B]} from eval_batches.
+"""
+
+import functools
+import json
+import math
+import os
+from typing import Any, Iterator
+
+import grain
+import numpy as np
+import tensorflow_datasets as tfds
+
+from data_pipeline import augment
+from data_pipeline import tokens as tokens_lib
+from data_pipeline.musae_windows import build_stats as build_stats_lib
+from data_pipeline.musae_windows import builder as builder_lib
+from data_pipeline.musae_windows import example_codec
+
+# The validation rows are visited in one fixed random order, so that evaluating only the first
+# max_batches batches still samples every song and genre rather than the first folders.
+_EVAL_ORDER_SEED = 20200220
+
+
+def dataset_name(bars: int) -> str:
+  """The TFDS name of the windows dataset: "musae_windows/2bar" or "musae_windows/16bar"."""
+  return f"musae_windows/{bars}bar"
+
+
+def dataset_dir(data_dir: str, bars: int) -> str:
+  """Folder of the built dataset: holds dataset_info.json, build_stats.json and the shards."""
+  return builder_lib.dataset_dir(data_dir, bars)
+
+
+def dataset_exists(data_dir: str, bars: int) -> bool:
+  return os.path.exists(os.path.join(dataset_dir(data_dir, bars), "dataset_info.json"))
+
+
+def _check_exists(data_dir: str, bars: int) -> None:
+  if not dataset_exists(data_dir, bars):
+    raise FileNotFoundError(
+        f"{dataset_dir(data_dir, bars)}: the {dataset_name(bars)} dataset is not built there "
+        f"(build it with: python -m data_pipeline.build --midi_dir=DIR --config={bars}bar "
+        f"--data_dir={data_dir})")
+
+
+def genre_vocabulary(data_dir: str, bars: int) -> list[str]:
+  """The genre names of the dataset, in the order of the k-hot genres vector."""
+  _check_exists(data_dir, bars)
+  path = os.path.join(dataset_dir(data_dir, bars), builder_lib.VOCABULARY_FILE)
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def build_stats(data_dir: str, bars: int) -> dict[str, Any]:
+  """The build_stats.json of the dataset."""
+  _check_exists(data_dir, bars)
+  path = os.path.join(dataset_dir(data_dir, bars), build_stats_lib.STATS_FILE)
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def num_examples(data_dir: str, bars: int, split: str) -> int:
+  return len(_records(data_dir, bars, split))
+
+
+def _records(data_dir: str, bars: int, split: str):
+  """Random access to the split's serialized records (decoded in batches by example_codec)."""
+  _check_exists(data_dir, bars)
+  return tfds.data_source(dataset_name(bars), split=split, data_dir=data_dir, download=False,
+                          deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+
+
+def _decode_and_transpose(records: list[bytes], rng: np.random.Generator, *, steps: int,
+                          num_genres: int, low: int, high: int) -> dict[str, np.ndarray]:
+  batch = example_codec.decode_batch(records, steps, num_genres)
+  if (low, high) != (0, 0):
+    batch["tokens"] = augment.random_transpose(batch["tokens"], rng, low, high)
+  return batch
+
+
+def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
+                   transpose: tuple[int, int] = (-5, 6), process_index: int = 0,
+                   process_count: int = 1, worker_count: int = 0):
+  """An endless iterator of augmented training batches (a grain DatasetIterator).
+
+  Args:
+    data_dir: TFDS data_dir holding the dataset.
+    bars: 2 or 16.
+    batch_size: rows per batch of this process; batches run on across epochs.
+    seed: seeds the order of every epoch and every transposition.
+    transpose: (lowest, highest) shift in semitones of the pitched tracks, clipped per example
+      to keep notes in 0..127; (0, 0) turns augmentation off.
+    process_index, process_count: this process's part of the split.
+    worker_count: grain worker processes (0: read in this process's threads).
+
+  Returns:
+    Iterator with get_state()/set_state() (a small JSON-serialisable dict).
+  """
+  records = grain.MapDataset.source(_records(data_dir, bars, "train"))
+  per_process = len(records) // process_count
+  if per_process < batch_size:
+    raise ValueError(f"{dataset_dir(data_dir, bars)}: the train split has {len(records)} "
+                     f"examples, fewer than one batch of {batch_size} per process "
+                     f"({process_count} processes)")
+  low, high = transpose
+  seed %= 2**32
+  # Shuffling an endless dataset draws a new permutation per epoch; the random map then gets
+  # a generator seeded by (seed, batch index), so each row's shift depends on the epoch too.
+  dataset = (records[process_index::process_count][:per_process]
+             .shuffle(seed=seed)
+             .repeat()
+             .batch(batch_size, drop_remainder=True, batch_fn=list)
+             .random_map(functools.partial(_decode_and_transpose,
+                                           steps=bars * tokens_lib.STEPS_PER_BAR,
+                                           num_genres=len(genre_vocabulary(data_dir, bars)),
+                                           low=low, high=high),
+                         seed=(seed + 1) % 2**32))
+  iter_dataset = dataset.to_iter_dataset()
+  if worker_count > 0:
+    iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+  return iter(iter_dataset)
+
+
+def eval_batches(data_dir: str, bars: int, batch_size: int, split: str = "validation", *,
+                 process_index: int = 0, process_count: int = 1,
+                 max_batches: int = 0) -> Iterator[dict[str, np.ndarray]]:
+  """The split in batches without augmentation, the same every time.
+
+  Every process yields the same number of batches (a collective eval step needs that); rows
+  past the end of a process's part are padding: SILENT tokens, no genres, mask 0.
+
+  Args:
+    data_dir: TFDS data_dir holding the dataset.
+    bars: 2 or 16.
+    batch_size: rows per batch of this process.
+    split: "validation" or "train".
+    process_index, process_count: this process's part of the split.
+    max_batches: stop after this many batches (0: the whole split).
+
+  Yields:
+    {"tokens": uint8 [B, T, 4], "genres": float32 [B, G], "mask": float32 [B]}.
+  """
+  source = _records(data_dir, bars, split)
+  order = np.random.default_rng(_EVAL_ORDER_SEED).permutation(len(source))
+  mine = order[process_index::process_count]
+  num_batches = math.ceil(math.ceil(len(source) / process_count) / batch_size)
+  if max_batches:
+    num_batches = min(num_batches, max_batches)
+  steps = bars * tokens_lib.STEPS_PER_BAR
+  num_genres = len(genre_vocabulary(data_dir, bars))
+  for index in range(num_batches):
+    rows = mine[index * batch_size:(index + 1) * batch_size].tolist()
+    batch = {"tokens": np.full((batch_size, steps, tokens_lib.NUM_TRACKS), tokens_lib.SILENT,
+                               np.uint8),
+             "genres": np.zeros((batch_size, num_genres), np.float32),
+             "mask": np.zeros(batch_size, np.float32)}
+    if rows:
+      real = example_codec.decode_batch(source.__getitems__(rows), steps, num_genres)
+      batch["tokens"][:len(rows)] = real["tokens"]
+      batch["genres"][:len(rows)] = real["genres"]
+      batch["mask"][:len(rows)] = 1.0
+    yield batch
