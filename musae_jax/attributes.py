@@ -1,0 +1,197 @@
+r"""Attribute vectors: directions in latent space that change one musical property of a track.
+
+  python -m musae_jax.attributes --workdir=RUN [--split=train | --midi_dir=DIR] [--max_windows=20000]
+
+For each track and descriptor (note density, mean pitch, mean note length, mean pitch step,
+silent rate; see music_metrics.DESCRIPTORS) the vector is the mean code of the windows in the
+top quantile of that descriptor minus the mean code of the windows in the bottom quantile
+(MusicVAE's attribute vectors). Names are "<track>_<descriptor>", e.g. "bass_note_density".
+
+Written into the workdir: attributes.npz (names, vectors [A, N_z]) and attributes.json (for each
+vector: the windows and descriptor means behind it, and its measured effect: on a sample of
+windows, the descriptor of decode(z + v) minus that of decode(z), and the same for -v). Then
+`python -m musae_jax.generate --mode=attribute --attribute=NAME --amount=X` adds X * v.
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from data_pipeline.tokens import TRACKS
+from musae_jax import inference
+from musae_jax import music_metrics
+from musae_jax.errors import UserError
+
+DESCRIPTORS = ("note_density", "mean_pitch", "mean_note_length", "mean_pitch_step", "silent_rate")
+VECTORS_FILE = "attributes.npz"
+SUMMARY_FILE = "attributes.json"
+MIN_WINDOWS = 8  # Fewest windows on each side for a vector to be kept.
+
+
+def attribute_names() -> list[str]:
+  return [f"{track}_{descriptor}" for track in TRACKS for descriptor in DESCRIPTORS]
+
+
+def compute_vectors(codes: np.ndarray, descriptors: dict[str, np.ndarray],
+                    quantile: float = 0.25) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+  """(name -> vector [N_z], name -> how it was made), from codes [N, N_z] and the windows'
+  descriptors (name -> [N, 4]). Windows where a descriptor is undefined are left out of it; a
+  descriptor without MIN_WINDOWS distinct windows above and below its quantiles gets no vector."""
+  if not 0 < quantile <= 0.5:
+    raise UserError(f"--quantile={quantile} must be in (0, 0.5].")
+  vectors, info = {}, {}
+  for track_index, track in enumerate(TRACKS):
+    for descriptor in DESCRIPTORS:
+      name = f"{track}_{descriptor}"
+      values = descriptors[descriptor][:, track_index]
+      defined = np.flatnonzero(~np.isnan(values))
+      if defined.size < 2 * MIN_WINDOWS:
+        logging.warning("%s: only %d windows define it; no vector.", name, defined.size)
+        continue
+      low_limit, high_limit = np.quantile(values[defined], [quantile, 1.0 - quantile])
+      low = defined[values[defined] <= low_limit]
+      high = defined[values[defined] >= high_limit]
+      if low_limit == high_limit or min(low.size, high.size) < MIN_WINDOWS:
+        logging.warning("%s: too little spread (quantiles %.3g and %.3g); no vector.", name,
+                        low_limit, high_limit)
+        continue
+      vectors[name] = (codes[high].mean(axis=0) - codes[low].mean(axis=0)).astype(np.float32)
+      info[name] = {"num_high": int(high.size), "num_low": int(low.size),
+                    "high_mean": float(values[high].mean()),
+                    "low_mean": float(values[low].mean()),
+                    "norm": float(np.linalg.norm(vectors[name]))}
+  return vectors, info
+
+
+def measure_effects(run: inference.Run, codes: np.ndarray, vectors: dict[str, np.ndarray],
+                    amount: float = 1.0) -> dict[str, dict[str, float]]:
+  """For each vector: the mean change of its descriptor between decode(z +- amount * v) and
+  decode(z) over the given codes (NaN-safe means)."""
+  base = music_metrics.window_descriptors(run.decode(codes))
+  effects = {}
+  for name, vector in vectors.items():
+    track, descriptor = _split_name(name)
+    column = TRACKS.index(track)
+    effect = {}
+    for sign, label in ((1.0, "plus"), (-1.0, "minus")):
+      moved = music_metrics.window_descriptors(run.decode(codes + sign * amount * vector))
+      change = moved[descriptor][:, column] - base[descriptor][:, column]
+      effect[label] = float(np.nanmean(change)) if (~np.isnan(change)).any() else float("nan")
+    effects[name] = effect
+  return effects
+
+
+def _split_name(name: str) -> tuple[str, str]:
+  track, _, descriptor = name.partition("_")
+  return track, descriptor
+
+
+def save(workdir: str, vectors: dict[str, np.ndarray], summary: dict) -> tuple[str, str]:
+  names = sorted(vectors)
+  vectors_path = os.path.join(workdir, VECTORS_FILE)
+  np.savez(vectors_path, names=np.array(names), vectors=np.stack([vectors[n] for n in names]))
+  summary_path = os.path.join(workdir, SUMMARY_FILE)
+  with open(summary_path, "w", encoding="utf-8") as f:
+    json.dump(_finite(summary), f, indent=1, sort_keys=True)
+  return vectors_path, summary_path
+
+
+def _finite(value):
+  """JSON-safe copy: NaN/Inf floats become None."""
+  if isinstance(value, dict):
+    return {k: _finite(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_finite(v) for v in value]
+  if isinstance(value, float) and not np.isfinite(value):
+    return None
+  return value
+
+
+def load_vector(workdir: str, name: str, latent_size: int) -> np.ndarray:
+  """One saved vector [N_z]; clear errors when none were computed or the name is unknown."""
+  path = os.path.join(workdir, VECTORS_FILE)
+  if not os.path.exists(path):
+    raise UserError(f"{path}: no attribute vectors yet; compute them with "
+                    f"python -m musae_jax.attributes --workdir={workdir}")
+  with np.load(path) as saved:
+    names = [str(n) for n in saved["names"]]
+    if name not in names:
+      raise UserError(f"attribute {name!r} is not in {path}; available: {', '.join(names)}.")
+    vector = saved["vectors"][names.index(name)]
+  if vector.shape != (latent_size,):
+    raise UserError(f"{path} holds {vector.shape[0]}-dimensional vectors but the run's codes "
+                    f"have {latent_size} dimensions; recompute them.")
+  return vector
+
+
+def compute_and_save(run: inference.Run, windows: inference.WindowSet, quantile: float = 0.25,
+                     check_windows: int = 64, seed: int = 0) -> dict:
+  """Encodes the windows, computes, measures and saves the vectors; returns the summary."""
+  codes = run.encode(windows.tokens)
+  vectors, info = compute_vectors(codes, music_metrics.window_descriptors(windows.tokens),
+                                  quantile)
+  if not vectors:
+    raise UserError(f"no attribute vector could be computed from {len(windows)} windows of "
+                    f"{windows.description}; use more data.")
+  if check_windows:
+    rows = np.random.default_rng(seed).permutation(len(codes))[:check_windows]
+    for name, effect in measure_effects(run, codes[rows], vectors).items():
+      info[name]["effect_of_plus_vector"] = effect["plus"]
+      info[name]["effect_of_minus_vector"] = effect["minus"]
+  summary = {"step": run.step, "source": windows.description, "num_windows": len(windows),
+             "quantile": quantile, "vectors": info}
+  save(run.workdir, vectors, summary)
+  return summary
+
+
+def define_flags() -> None:
+  """The command-line flags (defined only when run as a program, so importing defines none)."""
+  flags.DEFINE_string("workdir", None, "Training run directory; the vectors are saved in it.")
+  flags.DEFINE_string("split", "train", "Dataset split to compute the vectors from (ignored "
+                      "with --midi_dir).")
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir of the dataset (default: the run's "
+                      "config.data.data_dir).")
+  flags.DEFINE_string("midi_dir", None, "Compute from the windows of this MIDI folder instead "
+                      "of a dataset split.")
+  flags.DEFINE_integer("max_windows", 20_000, "Random subset of windows to use (0 = all).")
+  flags.DEFINE_float("quantile", 0.25, "Share of windows on each side (high / low).")
+  flags.DEFINE_integer("check_windows", 64, "Windows used to measure each vector's effect "
+                       "(0 = skip).")
+  flags.DEFINE_integer("seed", 0, "Seeds the window subsets.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)
+  f = flags.FLAGS
+  try:
+    run = inference.load_run(f.workdir)
+    if f.midi_dir:
+      windows = inference.midi_dir_windows(f.midi_dir, run.bars, run.genres,
+                                           max_windows=f.max_windows, seed=f.seed)
+    else:
+      windows = inference.split_windows(f.data_dir or run.config.data.data_dir, run.bars,
+                                        f.split, f.max_windows, f.seed)
+    summary = compute_and_save(run, windows, f.quantile, f.check_windows,
+                               f.seed)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  print(f"{len(summary['vectors'])} attribute vectors from {summary['num_windows']} windows of "
+        f"{summary['source']} -> {os.path.join(run.workdir, VECTORS_FILE)}")
+  for name, info in sorted(summary["vectors"].items()):
+    effect = info.get("effect_of_plus_vector")
+    shown = f", decode(z+v) changes it by {effect:+.3g}" if effect is not None else ""
+    print(f"  {name}: high {info['high_mean']:.3g} vs low {info['low_mean']:.3g}{shown}")
+
+
+if __name__ == "__main__":
+  define_flags()
+  flags.mark_flags_as_required(["workdir"])
+  app.run(main)

@@ -1,0 +1,224 @@
+r"""Turns MIDI into MIDI with a trained run: reconstruct, sample, interpolate, transfer, attribute.
+
+  python -m musae_jax.generate --workdir=RUN --mode=reconstruct --input=a.mid [--start_bar=K] --out=DIR
+  python -m musae_jax.generate --workdir=RUN --mode=sample --num=8 [--genre=rock] [--temperature=0.5] --out=DIR
+  python -m musae_jax.generate --workdir=RUN --mode=interpolate --input=a.mid --input2=b.mid --num=7 [--spherical] --out=DIR
+  python -m musae_jax.generate --workdir=RUN --mode=transfer --input=a.mid --genre=rock --out=DIR
+  python -m musae_jax.generate --workdir=RUN --mode=attribute --input=a.mid --attribute=bass_note_density --amount=1.5 --out=DIR
+
+Every result is a multitrack MIDI file (the input's programs and tempo, or General MIDI defaults
+for samples) and a pianoroll PNG beside it; an interpolation also gets one grid PNG. Each
+input-based mode also writes the input window and its plain reconstruction, to compare with.
+The attribute vectors come from `python -m musae_jax.attributes --workdir=RUN`.
+"""
+
+import dataclasses
+import os
+import sys
+from typing import Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from data_pipeline import midi_io
+from musae_jax import attributes
+from musae_jax import inference
+from musae_jax import plots
+from musae_jax.errors import UserError
+
+MODES = ("reconstruct", "sample", "interpolate", "transfer", "attribute")
+DEFAULT_PROGRAMS = (0, 33, 0, 48)  # GM: drum kit, finger bass, grand piano, string ensemble.
+DEFAULT_TEMPO_QPM = 120.0
+
+
+def _safe(text: str) -> str:
+  return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+  """One generated window and the files it was written to."""
+  name: str
+  tokens: np.ndarray  # uint8 [T, 4] ([N, T, 4] for an interpolation's grid picture)
+  paths: tuple[str, ...]  # the .mid, then the .png (the grid: its .png alone)
+
+
+def write_window(tokens: np.ndarray, out_dir: str, name: str, title: str,
+                 programs: Sequence[int] = DEFAULT_PROGRAMS,
+                 tempo_qpm: float = DEFAULT_TEMPO_QPM) -> Output:
+  """Writes <name>.mid and <name>.png."""
+  os.makedirs(out_dir, exist_ok=True)
+  midi_path = os.path.join(out_dir, f"{name}.mid")
+  midi_io.write_midi(tokens, midi_path, programs=programs, tempo_qpm=tempo_qpm)
+  png_path = plots.pianoroll(tokens, os.path.join(out_dir, f"{name}.png"), title=title)
+  return Output(name, np.asarray(tokens), (midi_path, png_path))
+
+
+def _write_input_and_reconstruction(run, window, out_dir: str, base: str
+                                    ) -> tuple[np.ndarray, list[Output]]:
+  """Writes the input window and its reconstruction; returns (its code [1, N_z], outputs)."""
+  code = run.encode(window.tokens[None])
+  outputs = [write_window(window.tokens, out_dir, f"{base}_input", f"{base}: input",
+                          window.programs, window.tempo_qpm),
+             write_window(run.decode(code)[0], out_dir, f"{base}_reconstruction",
+                          f"{base}: reconstruction", window.programs, window.tempo_qpm)]
+  return code, outputs
+
+
+def _input_window(run, path: str | None, start_bar: int, flag: str = "--input"):
+  if not path:
+    raise UserError(f"this mode needs {flag}=FILE.mid")
+  return inference.song_window(path, run.bars, start_bar)
+
+
+def _base_name(window) -> str:
+  return _safe(f"{window.stem}_bar{window.start_bar}")
+
+
+def reconstruct(run, input_path: str, out_dir: str, start_bar: int = -1) -> list[Output]:
+  """The input window and its reconstruction."""
+  window = _input_window(run, input_path, start_bar)
+  return _write_input_and_reconstruction(run, window, out_dir, _base_name(window))[1]
+
+
+def sample(run, out_dir: str, num: int, genre: str | None = None, temperature: float = 1.0,
+           seed: int = 0) -> list[Output]:
+  """num windows decoded from prior samples (of one genre's component when given)."""
+  if num < 1:
+    raise UserError(f"--num={num} must be at least 1.")
+  component = inference.genre_component(run, genre) if genre else None
+  codes = inference.prior_codes(run, seed, num, component, temperature)
+  label = f"_{_safe(genre)}" if genre else ""
+  return [write_window(tokens, out_dir, f"sample{label}_{i:02d}",
+                       f"sample{label}_{i:02d} (temperature {temperature:g})")
+          for i, tokens in enumerate(run.decode(codes))]
+
+
+def interpolate(run, input_path: str, input2_path: str, out_dir: str, num: int,
+                spherical: bool = False, start_bar: int = -1, start_bar2: int = -1
+                ) -> list[Output]:
+  """num windows decoded along the line (or arc) between the two inputs' codes, both ends
+  included; the last Output is the grid picture alone."""
+  if num < 2:
+    raise UserError(f"--num={num}: an interpolation needs at least 2 points (both ends).")
+  first = _input_window(run, input_path, start_bar)
+  second = _input_window(run, input2_path, start_bar2, "--input2")
+  codes = run.encode(np.stack([first.tokens, second.tokens]))
+  alphas = np.linspace(0.0, 1.0, num)
+  decoded = run.decode(inference.interpolate(codes[0], codes[1], alphas, spherical))
+  kind = "slerp" if spherical else "lerp"
+  base = f"{_base_name(first)}_to_{_base_name(second)}_{kind}"
+  outputs = [write_window(tokens, out_dir, f"{base}_{i:02d}_alpha{alpha:.2f}",
+                          f"{kind} α={alpha:.2f}", first.programs, first.tempo_qpm)
+             for i, (alpha, tokens) in enumerate(zip(alphas, decoded))]
+  grid = plots.pianoroll_grid(
+      decoded, os.path.join(out_dir, f"{base}_grid.png"),
+      column_titles=[f"α={a:.2f}" for a in alphas],
+      title=f"{first.stem} (bar {first.start_bar}) → {second.stem} (bar {second.start_bar})")
+  return outputs + [Output(f"{base}_grid", decoded, (grid,))]
+
+
+def transfer(run, input_path: str, out_dir: str, genre: str, start_bar: int = -1
+             ) -> list[Output]:
+  """The input window, its reconstruction, and its code moved to the genre's component."""
+  if not genre:
+    raise UserError("transfer needs --genre=TAG (the target genre).")
+  target = inference.genre_component(run, genre)
+  window = _input_window(run, input_path, start_bar)
+  base = _base_name(window)
+  code, outputs = _write_input_and_reconstruction(run, window, out_dir, base)
+  source = int(inference.nearest_component(code, run.num_components)[0])
+  moved = inference.move_to_component(code, source, target, run.num_components)
+  source_name = inference.component_name(run, source)
+  name = f"{base}_{_safe(source_name)}_to_{_safe(genre)}"
+  print(f"{window.path}: code is nearest to component {source} ({source_name}); moved to "
+        f"{target} ({genre}).")
+  return outputs + [write_window(run.decode(moved)[0], out_dir, name,
+                                f"{base}: {source_name} → {genre}", window.programs,
+                                window.tempo_qpm)]
+
+
+def attribute(run, input_path: str, out_dir: str, name: str, amount: float,
+              start_bar: int = -1) -> list[Output]:
+  """The input window, its reconstruction, and its code plus amount times the vector."""
+  if not name:
+    raise UserError("attribute needs --attribute=NAME (e.g. bass_note_density).")
+  vector = attributes.load_vector(run.workdir, name, run.latent_size)
+  window = _input_window(run, input_path, start_bar)
+  base = _base_name(window)
+  code, outputs = _write_input_and_reconstruction(run, window, out_dir, base)
+  edited = run.decode(code + amount * vector[None])[0]
+  return outputs + [write_window(edited, out_dir, f"{base}_{_safe(name)}_{amount:+g}",
+                                 f"{base}: {amount:+g} × {name}", window.programs,
+                                 window.tempo_qpm)]
+
+
+def generate(workdir: str, mode: str, out_dir: str, **options) -> list[Output]:
+  """Loads the run and runs one mode; options are the flags' names."""
+  if mode not in MODES:
+    raise UserError(f"--mode={mode!r} is not one of {MODES}.")
+  run = inference.load_run(workdir)
+  start_bar = options.get("start_bar", -1)
+  if mode == "reconstruct":
+    return reconstruct(run, options.get("input"), out_dir, start_bar)
+  if mode == "sample":
+    return sample(run, out_dir, options.get("num") or 4, options.get("genre"),
+                  options.get("temperature", 1.0), options.get("seed", 0))
+  if mode == "interpolate":
+    return interpolate(run, options.get("input"), options.get("input2"), out_dir,
+                       options.get("num") or 7, options.get("spherical", False), start_bar,
+                       options.get("start_bar2", -1))
+  if mode == "transfer":
+    return transfer(run, options.get("input"), out_dir, options.get("genre"), start_bar)
+  return attribute(run, options.get("input"), out_dir, options.get("attribute"),
+                   options.get("amount", 1.0), start_bar)
+
+
+def define_flags() -> None:
+  """The command-line flags (defined only when run as a program, so importing defines none)."""
+  flags.DEFINE_string("workdir", None, "Training run directory (config.json, checkpoints/).")
+  flags.DEFINE_enum("mode", None, MODES, "What to generate.")
+  flags.DEFINE_string("out", None, "Folder for the MIDI files and PNGs (created if missing).")
+  flags.DEFINE_string("input", None, "Input MIDI file (reconstruct, interpolate, transfer, "
+                      "attribute).")
+  flags.DEFINE_string("input2", None, "Second MIDI file (interpolate: the end point).")
+  flags.DEFINE_integer("start_bar", -1, "First bar of the input window, counted from 0 (-1: the "
+                       "song's first valid window).")
+  flags.DEFINE_integer("start_bar2", -1, "First bar of --input2's window (-1: first valid).")
+  flags.DEFINE_integer("num", 0, "sample: how many (default 4); interpolate: points including "
+                       "both ends (default 7).")
+  flags.DEFINE_string("genre", None, "A genre of the run's genres.json (flower prior): sample "
+                      "from its component, or transfer to it.")
+  flags.DEFINE_float("temperature", 1.0, "sample: scales each prior draw's distance from its "
+                     "component's mean (1 = the prior, <1 = more typical).")
+  flags.DEFINE_boolean("spherical", False, "interpolate: spherical (slerp) instead of linear.")
+  flags.DEFINE_string("attribute", None, "attribute: a vector name such as bass_note_density "
+                      "(see the run's attributes.json).")
+  flags.DEFINE_float("amount", 1.0, "attribute: multiple of the attribute vector to add "
+                     "(negative removes).")
+  flags.DEFINE_integer("seed", 0, "sample: random seed.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)
+  try:
+    f = flags.FLAGS
+    outputs = generate(f.workdir, f.mode, f.out, input=f.input, input2=f.input2,
+                     start_bar=f.start_bar, start_bar2=f.start_bar2, num=f.num, genre=f.genre,
+                     temperature=f.temperature, spherical=f.spherical, attribute=f.attribute,
+                     amount=f.amount, seed=f.seed)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  for output in outputs:
+    print("\n".join(output.paths))
+
+
+if __name__ == "__main__":
+  define_flags()
+  flags.mark_flags_as_required(["workdir", "mode", "out"])
+  app.run(main)
