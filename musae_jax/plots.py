@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # Files only: no display is needed or wanted.
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from data_pipeline.tokens import NUM_PITCHES, STEPS_PER_BAR, TRACKS  # pylint: disable=wrong-import-position
+from data_pipeline.tokens import NUM_PITCHES, STEPS_PER_BAR, TRACKS  # pylint: disable=C0413
 from musae_jax import music_metrics  # pylint: disable=wrong-import-position
 
 _ONSET, _HELD = 1.0, 0.55  # Grey levels of a note's first step and of its continuation.
