@@ -1,0 +1,129 @@
+"""The LSTM kernels: the custom-VJP scan matches autodiff and flax's own LSTM cell."""
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from musae_jax import lstm
+
+STEPS, BATCH, HIDDEN = 7, 3, 5
+
+
+def _inputs(constant: bool, seed: int = 0):
+  keys = jax.random.split(jax.random.key(seed), 4)
+  x_proj = jax.random.normal(keys[0], (1 if constant else STEPS, BATCH, 4 * HIDDEN))
+  w_hh = 0.5 * jax.random.normal(keys[1], (HIDDEN, 4 * HIDDEN))
+  h0 = jax.random.normal(keys[2], (BATCH, HIDDEN))
+  c0 = jax.random.normal(keys[3], (BATCH, HIDDEN))
+  return x_proj, w_hh, h0, c0
+
+
+def _value_and_grads(impl, reverse, x_proj, w_hh, h0, c0):
+  # Different weights on every output so that each cotangent path is exercised.
+  weights = jax.random.normal(jax.random.key(9), (STEPS, BATCH, HIDDEN))
+
+  def objective(x_proj, w_hh, h0, c0):
+    hs, (h_last, c_last) = lstm.lstm_recurrence(x_proj, w_hh, h0, c0, reverse=reverse,
+                                                impl=impl, num_steps=STEPS)
+    return jnp.sum(hs * weights) + jnp.sum(h_last ** 2) + jnp.sum(jnp.sin(c_last)), hs
+
+  return jax.value_and_grad(objective, argnums=(0, 1, 2, 3), has_aux=True)(x_proj, w_hh, h0, c0)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("constant", [False, True])
+def test_fast_scan_matches_autodiff_reference(reverse, constant):
+  args = _inputs(constant)
+  (value, hs), grads = _value_and_grads("scan", reverse, *args)
+  (ref_value, ref_hs), ref_grads = _value_and_grads("reference", reverse, *args)
+  np.testing.assert_allclose(hs, ref_hs, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+  for grad, ref_grad, arg in zip(grads, ref_grads, args):
+    assert grad.shape == arg.shape
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-5)
+  assert np.abs(grads[1]).max() > 1e-2  # The recurrent weight gradient is not trivially zero.
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_reference_matches_flax_optimized_lstm_cell(reverse):
+  """Same weights in flax's cell (gate order i, f, g, o; kernels [in, 4H]) give the same run."""
+  keys = jax.random.split(jax.random.key(1), 5)
+  inputs = jax.random.normal(keys[0], (BATCH, STEPS, 4))
+  w_ih = jax.random.normal(keys[1], (4, 4 * HIDDEN))
+  w_hh = jax.random.normal(keys[2], (HIDDEN, 4 * HIDDEN))
+  bias = jax.random.normal(keys[3], (4 * HIDDEN,))
+  h0, c0 = jnp.zeros((BATCH, HIDDEN)), jnp.zeros((BATCH, HIDDEN))
+
+  cell = nnx.OptimizedLSTMCell(4, HIDDEN, rngs=nnx.Rngs(0))
+  cell.dense_i.kernel[...] = w_ih
+  cell.dense_h.kernel[...] = w_hh
+  cell.dense_h.bias[...] = bias
+  rnn = nnx.RNN(cell, reverse=reverse, keep_order=True, return_carry=True)
+  (flax_c, flax_h), flax_hs = rnn(inputs, initial_carry=(c0, h0))
+
+  x_proj = jnp.einsum("bti,ig->tbg", inputs, w_ih) + bias
+  for impl in ("reference", "scan"):
+    hs, (h_last, c_last) = lstm.lstm_recurrence(x_proj, w_hh, h0, c0, reverse=reverse,
+                                                impl=impl)
+    np.testing.assert_allclose(hs.transpose(1, 0, 2), flax_hs, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h_last, flax_h, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(c_last, flax_c, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_recurrent_weights_keep_float32_state_and_stay_close():
+  x_proj, w_hh, h0, c0 = _inputs(constant=False)
+  hs32, _ = lstm.lstm_recurrence(x_proj, w_hh, h0, c0)
+  for impl in ("scan", "reference"):
+    (_, hs16), grads = _value_and_grads(impl, False, x_proj, w_hh.astype(jnp.bfloat16), h0, c0)
+    assert hs16.dtype == jnp.float32 and grads[1].dtype == jnp.bfloat16
+    np.testing.assert_allclose(hs16, hs32, atol=0.05)
+  (_, _), fast = _value_and_grads("scan", False, x_proj, w_hh.astype(jnp.bfloat16), h0, c0)
+  (_, _), ref = _value_and_grads("reference", False, x_proj, w_hh.astype(jnp.bfloat16), h0, c0)
+  for grad, ref_grad in zip(fast, ref):
+    np.testing.assert_allclose(np.float32(grad), np.float32(ref_grad), rtol=0.05, atol=0.05)
+
+
+def test_one_hot_projection_is_the_one_hot_matmul():
+  layer = lstm.LSTM(12, HIDDEN, rngs=nnx.Rngs(0))
+  indices = jnp.array([[[0, 5, 11], [2, 3, 4]]])  # [1, 2, 3]: three hot entries per row.
+  one_hot = jax.nn.one_hot(indices, 12).sum(axis=-2)
+  np.testing.assert_allclose(layer.project_one_hot(indices), layer.project(one_hot),
+                             rtol=1e-6, atol=1e-6)
+
+
+def test_split_input_projection_equals_concatenated_input():
+  layer = lstm.LSTM(6, HIDDEN, rngs=nnx.Rngs(0))
+  a, b = jax.random.normal(jax.random.key(0), (2, STEPS, BATCH, 3))
+  np.testing.assert_allclose(layer.project(a, b), layer.project(jnp.concatenate([a, b], -1)),
+                             rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match="w_ih expects 6"):
+    layer.project(a)
+
+
+def test_keras_initialisation_forget_bias_one_and_orthogonal_recurrent_weights():
+  layer = lstm.LSTM(3, HIDDEN, rngs=nnx.Rngs(0))
+  np.testing.assert_array_equal(layer.b[...].reshape(4, HIDDEN),
+                                np.repeat([[0.0], [1.0], [0.0], [0.0]], HIDDEN, axis=1))
+  w_hh = np.asarray(layer.w_hh[...])
+  np.testing.assert_allclose(w_hh @ w_hh.T, np.eye(HIDDEN), atol=1e-5)  # Orthonormal rows.
+
+
+def test_registry_dispatches_to_added_kernels_and_rejects_unknown(monkeypatch):
+  calls = []
+
+  def counting_kernel(x_proj, w_hh, h0, c0, *, reverse, num_steps):
+    calls.append((reverse, num_steps))
+    return lstm.IMPLEMENTATIONS["reference"](x_proj, w_hh, h0, c0, reverse=reverse,
+                                             num_steps=num_steps)
+
+  monkeypatch.setitem(lstm.IMPLEMENTATIONS, "counting", counting_kernel)
+  monkeypatch.setattr(lstm, "AUTO_PREFERENCE", ["counting", "scan"])
+  x_proj, w_hh, h0, c0 = _inputs(constant=True)
+  hs, _ = lstm.lstm_recurrence(x_proj, w_hh, h0, c0, impl="auto", num_steps=STEPS)
+  assert calls == [(False, STEPS)] and hs.shape == (STEPS, BATCH, HIDDEN)
+  with pytest.raises(ValueError, match="Unknown LSTM implementation 'cudnn'"):
+    lstm.lstm_recurrence(x_proj, w_hh, h0, c0, impl="cudnn")
+  with pytest.raises(ValueError, match="x_proj has 2 steps but num_steps=7"):
+    lstm.lstm_recurrence(jnp.zeros((2, BATCH, 4 * HIDDEN)), w_hh, h0, c0, num_steps=STEPS)

@@ -1,0 +1,132 @@
+"""The MusAE networks: shapes, what each part reads, kernel independence, bf16 compute."""
+
+import functools
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from data_pipeline.tokens import NUM_CLASSES, SILENT, TRACKS
+from musae_jax.model import MusAE
+
+BATCH, STEPS = 3, 8
+
+
+def _model_config(**overrides):
+  config = default.get_config().model
+  config.hidden_size = 12
+  config.latent_size = 6
+  config.critic_hidden_size = 10
+  config.encoder_layers = 2
+  config.decoder_layers = 2
+  config.update(overrides)
+  return config
+
+
+# Jitted once per model structure: op-by-op execution of the scans is far slower.
+_encode = nnx.jit(lambda model, tokens: model.encode(tokens))
+_decode = nnx.jit(lambda model, z, steps: model.decode(z, steps), static_argnums=2)
+_critic = nnx.jit(lambda model, z, one_hot=None: model.critic(z, one_hot))
+
+
+def _tokens(seed=0):
+  return jax.random.randint(jax.random.key(seed), (BATCH, STEPS, 4), 0, NUM_CLASSES
+                            ).astype(jnp.uint8)
+
+
+def test_shapes_and_parameter_layout():
+  model = MusAE(_model_config(), num_genres=0, rngs=nnx.Rngs(0))
+  mu, logvar = _encode(model, _tokens())
+  assert mu.shape == logvar.shape == (BATCH, 6) and mu.dtype == jnp.float32
+  logits = _decode(model, mu, STEPS)
+  assert logits.shape == (BATCH, STEPS, 4, NUM_CLASSES) and logits.dtype == jnp.float32
+  assert _critic(model, mu).shape == (BATCH,)
+
+  params = nnx.state(model, nnx.Param)
+  encoder_first = params["encoder"]["forward_layers"][0]
+  assert encoder_first["w_ih"].shape == (4 * NUM_CLASSES, 48)  # One-hot of 4 tracks -> 4H.
+  assert params["encoder"]["backward_layers"][1]["w_ih"].shape == (24, 48)  # [fwd | bwd] -> 4H.
+  assert sorted(params["decoders"].keys()) == sorted(TRACKS)
+  drums = params["decoders"]["drums"]
+  assert drums["layers"][0]["w_ih"].shape == (6, 48)  # Reads z.
+  assert drums["layers"][1]["w_hh"].shape == (12, 48)
+  assert drums["output"]["kernel"].shape == (12, NUM_CLASSES)
+  assert params["critic_net"]["hidden1"]["kernel"].shape == (6, 10)
+
+
+def test_flower_critic_reads_the_component_one_hot():
+  model = MusAE(_model_config(prior="flower"), num_genres=4, rngs=nnx.Rngs(0))
+  assert model.num_components == 5
+  z = jnp.zeros((BATCH, 6))
+  scores = [_critic(model, z, jax.nn.one_hot(jnp.full((BATCH,), k), 5)) for k in range(5)]
+  assert len({float(s[0]) for s in scores}) == 5  # The component changes the score.
+  with pytest.raises(ValueError, match="conditioned on the prior component"):
+    model.critic(z)
+
+
+def test_encoder_sees_the_whole_window_in_both_directions():
+  model = MusAE(_model_config(), num_genres=0, rngs=nnx.Rngs(0))
+  tokens = np.full((1, STEPS, 4), SILENT, np.uint8)
+  base, _ = _encode(model, tokens)
+  for step in (0, STEPS - 1):
+    for track in range(4):
+      changed = tokens.copy()
+      changed[0, step, track] = 60
+      mu, _ = _encode(model, changed)
+      assert np.abs(np.asarray(mu - base)).max() > 1e-4, (step, track)
+
+
+def test_decoder_tracks_have_their_own_weights_and_depend_only_on_z():
+  model = MusAE(_model_config(), num_genres=0, rngs=nnx.Rngs(0))
+  z = jax.random.normal(jax.random.key(3), (BATCH, 6))
+  logits = _decode(model, z, STEPS)
+  for i in range(1, 4):
+    assert np.abs(np.asarray(logits[..., i, :] - logits[..., 0, :])).max() > 1e-3
+  # Each window's output is a function of its own z only.
+  np.testing.assert_allclose(_decode(model, z[:1], STEPS), logits[:1], rtol=1e-5, atol=1e-6)
+  # Longer windows continue the same sequence (z is the input at every step).
+  np.testing.assert_allclose(_decode(model, z, 2 * STEPS)[:, :STEPS], logits, rtol=1e-5,
+                             atol=1e-6)
+
+
+@functools.cache  # Shared by two tests: compiling a model's gradient takes seconds.
+def _reconstruction_and_grads(impl, dtype="float32"):
+  model = MusAE(_model_config(lstm_impl=impl, dtype=dtype), num_genres=0, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(model)
+  tokens = _tokens(1)
+
+  def loss(params):
+    model = nnx.merge(graphdef, params)
+    mu, logvar = model.encode(tokens)
+    logits = model.decode(mu + jnp.exp(0.5 * logvar), STEPS)
+    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                         tokens.astype(jnp.int32)[..., None], -1))
+
+  return jax.jit(jax.value_and_grad(loss))(params)
+
+
+def test_fast_and_reference_lstm_kernels_give_the_same_model_and_gradients():
+  value, grads = _reconstruction_and_grads("scan")
+  ref_value, ref_grads = _reconstruction_and_grads("reference")
+  np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+  for grad, ref_grad in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_bfloat16_compute_keeps_float32_parameters_and_close_outputs():
+  value32, grads32 = _reconstruction_and_grads("scan")
+  value16, grads16 = _reconstruction_and_grads("scan", dtype="bfloat16")
+  assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads16))
+  np.testing.assert_allclose(value16, value32, rtol=0.02)
+  flat32 = np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads32)])
+  flat16 = np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads16)])
+  cosine = flat32 @ flat16 / (np.linalg.norm(flat32) * np.linalg.norm(flat16))
+  assert cosine > 0.99, cosine
+
+
+def test_unknown_compute_dtype_names_the_field():
+  with pytest.raises(ValueError, match=r"config.model.dtype='float16'"):
+    MusAE(_model_config(dtype="float16"), num_genres=0, rngs=nnx.Rngs(0))
