@@ -32,7 +32,8 @@ from data_pipeline import tracks
 from data_pipeline import windows as windows_lib
 from data_pipeline.tracks import RejectedSong
 
-__all__ = ["RejectedSong", "SongWindows", "extract_windows", "song_tokens", "MAX_BARS"]
+__all__ = ["RejectedSong", "SongWindows", "extract_windows", "windows_from_midi", "song_tokens",
+           "MAX_BARS"]
 
 MAX_BARS = 2048  # Longest song accepted, in 4/4 bars (32,768 grid steps).
 
@@ -82,9 +83,8 @@ def _read(path: str, data: bytes | None) -> bytes:
     raise RejectedSong("unreadable", f"cannot read the file ({error.strerror})") from None
 
 
-def _tokenise(data: bytes, max_combinations: int) -> _Tracks:
-  """Reads, filters and tokenises a song; raises RejectedSong."""
-  midi = midi_io.read_midi(data)
+def _tokenise(midi: midi_io.MidiContent, max_combinations: int) -> _Tracks:
+  """Filters and tokenises a song; raises RejectedSong."""
   if not midi.instruments:
     raise RejectedSong("empty", "the file has no notes")
   tpq = midi.ticks_per_quarter
@@ -132,7 +132,19 @@ def extract_windows(path: str, bars: int, *, max_silent_bars: float = 1.0,
   Raises RejectedSong with a reason; never anything else for bad input.
   """
   try:
-    song = _tokenise(_read(path, data), max_combinations)
+    midi = midi_io.read_midi(_read(path, data))
+  except RejectedSong as rejection:
+    rejection.path = path
+    raise
+  return windows_from_midi(midi, path, bars, max_silent_bars=max_silent_bars,
+                           max_combinations=max_combinations)
+
+
+def windows_from_midi(midi: midi_io.MidiContent, path: str, bars: int, *,
+                      max_silent_bars: float = 1.0, max_combinations: int = 8) -> SongWindows:
+  """extract_windows for a file already read (by either midi_io reader)."""
+  try:
+    song = _tokenise(midi, max_combinations)
     if song.num_bars < bars:
       raise RejectedSong("too_short",
                          f"too short: {song.num_bars} bars, a window needs {bars}")
@@ -181,7 +193,7 @@ def song_tokens(path: str, *, data: bytes | None = None,
   fine here).
   """
   try:
-    song = _tokenise(_read(path, data), max_combinations)
+    song = _tokenise(midi_io.read_midi(_read(path, data)), max_combinations)
   except RejectedSong as rejection:
     rejection.path = path
     raise

@@ -84,15 +84,20 @@ def instruments_by_class(
     instruments: Sequence[Instrument]) -> tuple[list[Instrument], ...]:
   """Non-empty instruments split into (drums, bass, guitar, strings) lists.
 
-  Within a class, instruments are ordered by decreasing note count (then file
-  order), so the first one is the class's main instrument.
+  Within a class, instruments are ordered by decreasing note count, so the
+  first one is the class's main instrument; ties are broken by content
+  (program, then notes), not by file order, which differs between readers.
   """
   classes: tuple[list[Instrument], ...] = ([], [], [], [])
   for instrument in instruments:
     if len(instrument.pitches):
       classes[track_class(instrument.program, instrument.is_drum)].append(instrument)
   for members in classes:
-    members.sort(key=lambda instrument: -len(instrument.pitches))  # stable
+    members.sort(key=lambda i: (-len(i.pitches), i.program))
+    ranks = [(-len(i.pitches), i.program) for i in members]
+    if len(set(ranks)) < len(ranks):  # rare: compare the notes themselves
+      members.sort(key=lambda i: (-len(i.pitches), i.program, i.start_ticks.tolist(),
+                                  i.end_ticks.tolist(), i.pitches.tolist()))
   return classes
 
 

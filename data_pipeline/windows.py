@@ -70,14 +70,19 @@ def cut_windows(matrix: np.ndarray, bars: int, start_bars: np.ndarray) -> np.nda
   """uint8 [len(start_bars), bars*16, 4] windows of a [steps, 4] token matrix.
 
   A window never starts with HOLD: a note that began before the window and
-  goes on at its first step becomes an onset of the sounding pitch there.
+  goes on at its first step becomes an onset of its pitch there.
   """
   window_steps = bars * tokens_lib.STEPS_PER_BAR
-  offsets = start_bars[:, None] * tokens_lib.STEPS_PER_BAR + np.arange(window_steps)
-  windows = matrix[offsets]
-  sounding = tokens_lib.sounding_pitch(matrix)
   first_steps = start_bars * tokens_lib.STEPS_PER_BAR
-  windows[:, 0, :] = sounding[first_steps]
+  windows = matrix[first_steps[:, None] + np.arange(window_steps)]
+  for track in range(matrix.shape[1]):
+    held = np.flatnonzero(windows[:, 0, track] == tokens_lib.HOLD)
+    if len(held):
+      column = matrix[:, track]
+      not_hold = np.flatnonzero(column != tokens_lib.HOLD)
+      # The onset that the HOLD continues: the last non-HOLD step before it.
+      onset_steps = not_hold[np.searchsorted(not_hold, first_steps[held]) - 1]
+      windows[held, 0, track] = column[onset_steps]
   return windows
 
 
