@@ -2,9 +2,9 @@
 //
 // Only the sequential part of an LSTM lives here: given the input projection x_proj (bias
 // included), run gates_t = x_proj_t + h_{t-1} @ w_hh over time (forward), and walk back over time
-// producing the pre-activation gate gradients and dh/dc of the initial state (backward). The
-// recurrent weight gradient is ONE matmul over all T*B rows, done by XLA after the backward call,
-// as is the input projection and its gradient, so this file has no other matmul to be fast at.
+// producing the pre-activation gate gradients (= the gradient of x_proj, summed over time for a
+// constant input) and dh/dc of the initial state (backward), then the recurrent weight gradient
+// as ONE matmul over all T*B rows. The input projection and its gradient stay in XLA.
 //
 // Why a hand-written kernel: inside an XLA while loop, each step of a [B, H] x [H, 4H] matmul and
 // the sigmoid/tanh fusions after it pay a fixed per-iteration cost that dominates at MusAE's sizes.
@@ -25,7 +25,7 @@
 // and exp the Cephes polynomial (about 1 ulp), so results match the JAX reference to float32
 // rounding. Denormals are flushed, as XLA does in its own generated code.
 
-#include <xmmintrin.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
@@ -58,7 +58,15 @@ inline Vf Load(const float* p) {
   return v;
 }
 inline void Store(float* p, Vf v) { std::memcpy(p, &v, sizeof(v)); }
+// A broadcast that compiles to one vbroadcastss (Vf{} + x would add +0.0f first: not a no-op
+// for x = -0.0f, so the compiler keeps the add).
+#if defined(__AVX512F__)
+inline Vf Splat(float x) { return (Vf)_mm512_set1_ps(x); }
+#elif defined(__AVX__)
+inline Vf Splat(float x) { return (Vf)_mm256_set1_ps(x); }
+#else
 inline Vf Splat(float x) { return Vf{} + x; }
+#endif
 inline Vf Min(Vf a, Vf b) { return a < b ? a : b; }
 inline Vf Max(Vf a, Vf b) { return a > b ? a : b; }
 
@@ -103,10 +111,10 @@ inline Vf Tanh(Vf x) {
   return ax < small ? x : p / q;
 }
 
-// acc[m][v] = sum_k a[m * lda + k] * b[k * 4 * kVec + v * kVec + (0..kVec)]: MR rows of a times a
-// panel of 4 vectors' worth of columns, packed k-major so that each k reads 4 adjacent vectors.
+// acc[m][v] = sum_k a[m * lda + k] * b[k * ldb + v * kVec + (0..kVec)]: MR rows of a times a
+// panel of 4 adjacent vectors' worth of columns of b (ldb = 4 * kVec when b is packed k-major).
 template <int MR>
-inline void PanelMatmul(const float* a, int64_t lda, const float* b, int64_t depth,
+inline void PanelMatmul(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t depth,
                         Vf (&acc)[MR][kGates]) {
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
@@ -114,7 +122,7 @@ inline void PanelMatmul(const float* a, int64_t lda, const float* b, int64_t dep
     for (int v = 0; v < kGates; ++v) acc[m][v] = Vf{};
   for (int64_t k = 0; k < depth; ++k) {
     const Vf b0 = Load(b), b1 = Load(b + kVec), b2 = Load(b + 2 * kVec), b3 = Load(b + 3 * kVec);
-    b += kGates * kVec;
+    b += ldb;
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       const Vf am = Splat(a[m * lda + k]);
@@ -176,8 +184,8 @@ void ForwardTile(const ForwardArgs& a, const float* packed, int64_t row, const f
   const int64_t hidden = a.shape.hidden, cols = kGates * hidden;
   for (int64_t j = 0; j < hidden / kVec; ++j) {
     Vf acc[MR][kGates];
-    PanelMatmul<MR>(h_prev + row * hidden, hidden, packed + j * hidden * kGates * kVec, hidden,
-                    acc);
+    PanelMatmul<MR>(h_prev + row * hidden, hidden, packed + j * hidden * kGates * kVec,
+                    kGates * kVec, hidden, acc);
     const int64_t col = j * kVec;
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
@@ -244,13 +252,17 @@ struct BackwardArgs {
   Shape shape;
   bool reverse;
   const float* w_hh;
+  const float* h0;
+  const float* hs;
   const float* gates;  // activated, from the forward pass
   const float* cs;
   const float* c0;
   const float* d_hs;
   const float* d_h_last;
   const float* d_c_last;
-  float* d_pre;  // gradient of the pre-activation gates [T, B, 4H] (= of x_proj per step)
+  float* d_pre;    // gradient of the pre-activation gates [T, B, 4H] (= of x_proj per step)
+  float* d_x_sum;  // sum over time of d_pre [B, 4H] for a constant input, else null
+  float* d_w_hh;
   float* d_h0;
   float* d_c0;
 };
@@ -276,7 +288,7 @@ void BackwardTile(const float* packed, int64_t hidden, const float* d_pre, int64
   const int64_t cols = kGates * hidden, panel = kGates * kVec;
   for (int64_t p = 0; p * panel < hidden; ++p) {
     Vf acc[MR][kGates];
-    PanelMatmul<MR>(d_pre + row * cols, cols, packed + p * cols * panel, cols, acc);
+    PanelMatmul<MR>(d_pre + row * cols, cols, packed + p * cols * panel, panel, cols, acc);
     const int64_t valid = std::min<int64_t>(kGates, (hidden - p * panel) / kVec);
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m)
@@ -285,6 +297,7 @@ void BackwardTile(const float* packed, int64_t hidden, const float* d_pre, int64
   }
 }
 
+// The reverse-time loop for batch rows [row_begin, row_end) of one recurrence.
 void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end) {
   const Shape& s = a.shape;
   const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
@@ -295,6 +308,9 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
   const float* cs = a.cs + group * s.steps * state;
   const float* d_hs = a.d_hs + group * s.steps * state;
   float* d_pre = a.d_pre + group * s.steps * s.batch * cols;
+  float* d_x_sum = a.d_x_sum == nullptr ? nullptr : a.d_x_sum + group * s.batch * cols;
+  if (d_x_sum != nullptr)
+    std::fill(d_x_sum + row_begin * cols, d_x_sum + row_end * cols, 0.0f);
   // dh and dc reaching the current step from the steps after it; only rows in range are used.
   float* dh_later = a.d_h0 + group * state;
   float* dc_later = a.d_c0 + group * state;
@@ -318,19 +334,24 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
         const Vf tanh_c = Tanh(Load(cs + t * state + at));
         const Vf dh = Load(d_hs + t * state + at) + Load(dh_later + at);
         const Vf dc = Load(dc_later + at) + dh * o * (1.0f - tanh_c * tanh_c);
+        const Vf d_gate[kGates] = {dc * gg * i * (1.0f - i),
+                                   dc * Load(c_before + at) * f * (1.0f - f),
+                                   dc * i * (1.0f - gg * gg), dh * tanh_c * o * (1.0f - o)};
         float* dp = dp_t + r * cols + col;
-        Store(dp, dc * gg * i * (1.0f - i));
-        Store(dp + hidden, dc * Load(c_before + at) * f * (1.0f - f));
-        Store(dp + 2 * hidden, dc * i * (1.0f - gg * gg));
-        Store(dp + 3 * hidden, dh * tanh_c * o * (1.0f - o));
+        for (int v = 0; v < kGates; ++v) Store(dp + v * hidden, d_gate[v]);
+        if (d_x_sum != nullptr) {
+          float* sum = d_x_sum + r * cols + col;
+          for (int v = 0; v < kGates; ++v)
+            Store(sum + v * hidden, Load(sum + v * hidden) + d_gate[v]);
+        }
         Store(dc_later + at, dc * f);
       }
     }
     for (int64_t row = row_begin; row < row_end; row += kRowsPerTile) {
       switch (std::min<int64_t>(kRowsPerTile, row_end - row)) {
-#define MUSAE_BACKWARD_CASE(MR)                                      \
-  case MR:                                                           \
-    BackwardTile<MR>(packed.data(), hidden, dp_t, row, dh_later);    \
+#define MUSAE_BACKWARD_CASE(MR)                                   \
+  case MR:                                                        \
+    BackwardTile<MR>(packed.data(), hidden, dp_t, row, dh_later); \
     break;
         MUSAE_BACKWARD_CASE(1)
         MUSAE_BACKWARD_CASE(2)
@@ -345,6 +366,54 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
   // dh_later/dc_later now hold the gradients of h0 and c0 (they alias d_h0 and d_c0).
 }
 
+// d_w_hh[u] = sum over steps t and rows b of h_before(t)[b][u] * d_pre[t][b], for hidden units
+// u in [unit_begin, unit_end): one matmul of depth T*B after the loop, not T small ones in it.
+template <int MR>
+void WeightGradTile(const float* h_before_t, int64_t depth, const float* d_pre, int64_t cols,
+                    float* d_w) {
+  for (int64_t p = 0; p < cols; p += kGates * kVec) {
+    Vf acc[MR][kGates];
+    PanelMatmul<MR>(h_before_t, depth, d_pre + p, cols, depth, acc);
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m)
+      for (int v = 0; v < kGates; ++v) Store(d_w + m * cols + p + v * kVec, acc[m][v]);
+  }
+}
+
+void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, int64_t unit_end) {
+  const Shape& s = a.shape;
+  const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
+  const int64_t depth = s.steps * s.batch, units = unit_end - unit_begin;
+  // h_before transposed to [unit][t * B + b], so a tile reads its rows contiguously.
+  std::vector<float> h_before_t(units * depth);
+  const float* hs = a.hs + group * s.steps * state;
+  for (int64_t t = 0; t < s.steps; ++t) {
+    const bool has_before = a.reverse ? t + 1 < s.steps : t > 0;
+    const float* h = has_before ? hs + (a.reverse ? t + 1 : t - 1) * state : a.h0 + group * state;
+    for (int64_t b = 0; b < s.batch; ++b)
+      for (int64_t u = 0; u < units; ++u)
+        h_before_t[u * depth + t * s.batch + b] = h[b * hidden + unit_begin + u];
+  }
+  const float* d_pre = a.d_pre + group * depth * cols;
+  float* d_w = a.d_w_hh + (group * hidden + unit_begin) * cols;
+  for (int64_t u = 0; u < units; u += kRowsPerTile) {
+    const float* a_rows = h_before_t.data() + u * depth;
+    switch (std::min<int64_t>(kRowsPerTile, units - u)) {
+#define MUSAE_WEIGHT_CASE(MR)                                              \
+  case MR:                                                                 \
+    WeightGradTile<MR>(a_rows, depth, d_pre, cols, d_w + u * cols);        \
+    break;
+      MUSAE_WEIGHT_CASE(1)
+      MUSAE_WEIGHT_CASE(2)
+      MUSAE_WEIGHT_CASE(3)
+      MUSAE_WEIGHT_CASE(4)
+      MUSAE_WEIGHT_CASE(5)
+      MUSAE_WEIGHT_CASE(6)
+#undef MUSAE_WEIGHT_CASE
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Work sharing over XLA's intra-op thread pool.
 
@@ -353,27 +422,32 @@ struct WorkQueue {
   std::atomic<int64_t> done{0};
 };
 
-// Runs body(group, row_begin, row_end) for every unit; the caller works too and returns when
-// every unit has finished.
+// Runs body(group, begin, end) over ranges of [0, rows) of every group, the caller working too;
+// returns when every unit has finished. Rows are split only as much as needed to give every
+// thread a unit, in whole tiles.
 template <typename Body>
-void RunUnits(ffi::ThreadPool& pool, const Shape& shape, const Body& body) {
+void RunUnits(ffi::ThreadPool& pool, int64_t groups, int64_t rows, const Body& body) {
   const int64_t threads = std::max<int64_t>(1, pool.num_threads());
-  // Split rows only as much as needed to give every thread a unit; keep tiles whole.
   int64_t chunks = 1;
-  if (shape.groups < threads) chunks = (threads + shape.groups - 1) / shape.groups;
-  chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, shape.batch / kRowsPerTile));
-  const int64_t units = shape.groups * chunks;
+  if (groups < threads) chunks = (threads + groups - 1) / groups;
+  chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, rows / kRowsPerTile));
+  const int64_t units = groups * chunks;
   auto queue = std::make_shared<WorkQueue>();
-  auto work = [queue, &shape, &body, units, chunks]() {
+  auto work = [queue, &body, units, chunks, rows]() {
     FlushDenormals flush;
     for (int64_t u = queue->next.fetch_add(1); u < units; u = queue->next.fetch_add(1)) {
       const int64_t group = u / chunks, chunk = u % chunks;
-      body(group, shape.batch * chunk / chunks, shape.batch * (chunk + 1) / chunks);
+      // Chunk boundaries on tile multiples, so only the last chunk has a partial tile.
+      const int64_t tiles = (rows + kRowsPerTile - 1) / kRowsPerTile;
+      const int64_t begin = std::min(rows, tiles * chunk / chunks * kRowsPerTile);
+      const int64_t end = std::min(rows, tiles * (chunk + 1) / chunks * kRowsPerTile);
+      if (begin < end) body(group, begin, end);
       queue->done.fetch_add(1, std::memory_order_release);
     }
   };
-  // A helper captures the body by reference; it only touches it after claiming a unit, which
-  // can only happen while the caller is still in this function (it waits for all units below).
+  // A helper holds the body by reference; it only touches it after claiming a unit, which can
+  // only happen while the caller is still in this function (it waits for all units below). A
+  // helper that starts late finds no unit left and returns: nothing waits for a busy pool.
   for (int64_t h = 1; h < std::min(threads, units); ++h) {
     auto helper = work;
     pool.Schedule(std::move(helper));
@@ -419,7 +493,8 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
                 cs->typed_data(),
                 gates == nullptr ? nullptr : (*gates)->typed_data()};
   if (shape.steps == 0 || shape.batch == 0) return ffi::Error::Success();
-  RunUnits(pool, shape, [&a](int64_t g, int64_t r0, int64_t r1) { ForwardRows(a, g, r0, r1); });
+  RunUnits(pool, shape.groups, shape.batch,
+           [&a](int64_t g, int64_t r0, int64_t r1) { ForwardRows(a, g, r0, r1); });
   return ffi::Error::Success();
 }
 
@@ -438,40 +513,58 @@ ffi::Error ForwardInfer(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
   return ForwardImpl(pool, x_proj, w_hh, h0, c0, hs, cs, nullptr, reverse);
 }
 
-ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh,
-                        ffi::Buffer<ffi::F32> gates, ffi::Buffer<ffi::F32> cs,
-                        ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> d_hs,
-                        ffi::Buffer<ffi::F32> d_h_last, ffi::Buffer<ffi::F32> d_c_last,
-                        ffi::ResultBuffer<ffi::F32> d_pre, ffi::ResultBuffer<ffi::F32> d_h0,
+ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::Buffer<ffi::F32> h0,
+                        ffi::Buffer<ffi::F32> hs, ffi::Buffer<ffi::F32> gates,
+                        ffi::Buffer<ffi::F32> cs, ffi::Buffer<ffi::F32> c0,
+                        ffi::Buffer<ffi::F32> d_hs, ffi::Buffer<ffi::F32> d_h_last,
+                        ffi::Buffer<ffi::F32> d_c_last, ffi::ResultBuffer<ffi::F32> d_x_proj,
+                        ffi::ResultBuffer<ffi::F32> d_w_hh, ffi::ResultBuffer<ffi::F32> d_h0,
                         ffi::ResultBuffer<ffi::F32> d_c0, bool reverse) {
-  const auto w_dims = w_hh.dimensions(), c_dims = cs.dimensions();
+  const auto w_dims = w_hh.dimensions(), c_dims = cs.dimensions(), x_dims = d_x_proj->dimensions();
   if (auto e = CheckRank(w_dims, 2, "w_hh"); e.failure()) return e;
   if (auto e = CheckRank(c_dims, 3, "cs"); e.failure()) return e;
   const size_t lead = w_dims.size() - 2;
   Shape shape{Product(w_dims, lead), c_dims[lead], c_dims[lead + 1], w_dims[lead]};
   if (shape.hidden % kVec != 0 || w_dims[lead + 1] != kGates * shape.hidden ||
-      c_dims.size() != lead + 3)
+      c_dims.size() != lead + 3 || x_dims.size() != lead + 3)
     return ffi::Error::InvalidArgument("lstm_cpu: inconsistent shapes");
+  // A d_x_proj of one step is the gradient of a constant input: the sum over time of d_pre,
+  // which then lives in a scratch buffer only.
+  const bool constant_input = x_dims[lead] == 1 && shape.steps != 1;
+  std::vector<float> d_pre_scratch;
+  float* d_pre = d_x_proj->typed_data();
+  if (constant_input) {
+    d_pre_scratch.resize(shape.groups * shape.steps * shape.batch * kGates * shape.hidden);
+    d_pre = d_pre_scratch.data();
+  }
   BackwardArgs a{shape,
                  reverse,
                  w_hh.typed_data(),
+                 h0.typed_data(),
+                 hs.typed_data(),
                  gates.typed_data(),
                  cs.typed_data(),
                  c0.typed_data(),
                  d_hs.typed_data(),
                  d_h_last.typed_data(),
                  d_c_last.typed_data(),
-                 d_pre->typed_data(),
+                 d_pre,
+                 constant_input ? d_x_proj->typed_data() : nullptr,
+                 d_w_hh->typed_data(),
                  d_h0->typed_data(),
                  d_c0->typed_data()};
-  if (shape.batch == 0) return ffi::Error::Success();
-  if (shape.steps == 0) {
-    const size_t bytes = shape.groups * shape.batch * shape.hidden * sizeof(float);
-    std::memcpy(a.d_h0, a.d_h_last, bytes);
-    std::memcpy(a.d_c0, a.d_c_last, bytes);
+  if (shape.steps == 0 || shape.batch == 0) {
+    const size_t state = shape.groups * shape.batch * shape.hidden;
+    std::copy(a.d_h_last, a.d_h_last + state, a.d_h0);
+    std::copy(a.d_c_last, a.d_c_last + state, a.d_c0);
+    std::fill(a.d_w_hh, a.d_w_hh + shape.groups * shape.hidden * kGates * shape.hidden, 0.0f);
+    std::fill(d_x_proj->typed_data(), d_x_proj->typed_data() + d_x_proj->element_count(), 0.0f);
     return ffi::Error::Success();
   }
-  RunUnits(pool, shape, [&a](int64_t g, int64_t r0, int64_t r1) { BackwardRows(a, g, r0, r1); });
+  RunUnits(pool, shape.groups, shape.batch,
+           [&a](int64_t g, int64_t r0, int64_t r1) { BackwardRows(a, g, r0, r1); });
+  RunUnits(pool, shape.groups, shape.hidden,
+           [&a](int64_t g, int64_t u0, int64_t u1) { WeightGradUnits(a, g, u0, u1); });
   return ffi::Error::Success();
 }
 
@@ -504,13 +597,16 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmBackward, BackwardImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()  // w_hh
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // h0
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // hs
                                   .Arg<ffi::Buffer<ffi::F32>>()  // activated gates
                                   .Arg<ffi::Buffer<ffi::F32>>()  // cs
                                   .Arg<ffi::Buffer<ffi::F32>>()  // c0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // d_hs
                                   .Arg<ffi::Buffer<ffi::F32>>()  // d_h_last
                                   .Arg<ffi::Buffer<ffi::F32>>()  // d_c_last
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // d_pre
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // d_x_proj [T or 1, B, 4H]
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // d_w_hh
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_h0
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_c0
                                   .Attr<bool>("reverse"));

@@ -6,9 +6,9 @@ builds it at install time when a C++ compiler is there); without it "auto" stays
 scan and one notice is logged.
 
 The kernel runs only the sequential part, like every kernel of the interface: the forward call
-keeps the activated gates and cell states, the backward call walks time back and returns the
-pre-activation gate gradients, and the recurrent weight gradient is one matmul over all T*B rows
-done here in XLA. Parameters are the same plain arrays whatever the kernel, so checkpoints do
+keeps the activated gates and cell states; the backward call walks time back, producing the
+pre-activation gate gradients (the gradient of x_proj), and then the recurrent weight gradient as
+one matmul over all T*B rows. Parameters are the same plain arrays whatever the kernel, so checkpoints do
 not depend on it. It computes in float32; other matmul dtypes, hidden sizes the vector width
 does not divide, and non-CPU backends use the scan kernel instead.
 """
@@ -100,26 +100,22 @@ def _fused_fwd(x_proj, w_hh, h0, c0, reverse, num_steps, constant):
 
 
 def _fused_bwd(reverse, num_steps, constant, residuals, cotangents):
-  del num_steps
   w_hh, h0, c0, hs, cs, gates = residuals
   d_hs, (d_h_last, d_c_last) = cotangents
+  batch, hidden = h0.shape
+  # The kernel also returns the recurrent weight gradient (one matmul after its time loop) and,
+  # for a constant input, d_x_proj already summed over time.
+  d_x_steps = 1 if constant else num_steps
   call = jax.ffi.ffi_call(
       _BACKWARD,
-      [jax.ShapeDtypeStruct(gates.shape, jnp.float32),
+      [jax.ShapeDtypeStruct((d_x_steps, batch, lstm.NUM_GATES * hidden), jnp.float32),
+       jax.ShapeDtypeStruct(w_hh.shape, jnp.float32),
        jax.ShapeDtypeStruct(h0.shape, jnp.float32),
        jax.ShapeDtypeStruct(c0.shape, jnp.float32)],
       vmap_method="broadcast_all")
   f32 = lambda x: x.astype(jnp.float32)
-  d_pre, d_h0, d_c0 = call(w_hh, gates, cs, c0, f32(d_hs), f32(d_h_last), f32(d_c_last),
-                           reverse=reverse)
-  # h_{t-1} of every step (h_{t+1} in reverse), then the recurrent weight gradient as one matmul.
-  if reverse:
-    h_prev = jnp.concatenate([hs[1:], h0[None]], axis=0)
-  else:
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  d_w_hh = jnp.einsum("tbh,tbg->hg", h_prev, d_pre)
-  d_x_proj = jnp.sum(d_pre, axis=0, keepdims=True) if constant else d_pre
-  return d_x_proj, d_w_hh, d_h0, d_c0
+  return tuple(call(w_hh, h0, hs, gates, cs, c0, f32(d_hs), f32(d_h_last), f32(d_c_last),
+                    reverse=reverse))
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)

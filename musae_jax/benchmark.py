@@ -1,0 +1,170 @@
+r"""Times the real training step and prints one JSON line.
+
+  python -m musae_jax.benchmark --bars=2 --hidden=256 --latent=128 --batch=64 \
+      [--prior=gaussian|flower] [--dtype=float32|bfloat16] [--steps=10 --warmup=2] [--impl=auto]
+
+The timed function is the one the trainer jits, musae_jax.step.make_train_step, on synthetic
+batches of random tokens made (and put on the device) before timing, rotating over a few so that
+no step sees the previous step's batch. Every step is waited for, so each time is one whole step.
+
+gflop_per_s counts matmul FLOPs analytically the way the PyTorch reference
+(shared/bench/torch_musae.py) counts them: the full dense LSTM input matmuls (one-hot input of the
+encoder, z at every decoder step), training = 3 x forward. A kernel that skips some of that work
+(the decoder's constant input is projected once) is credited as if it did it, so gflop_per_s
+compares like with like across implementations and with torch.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from configs import default as default_config
+from data_pipeline.tokens import NUM_CLASSES, STEPS_PER_BAR, TRACKS
+
+_BARS = flags.DEFINE_integer("bars", 2, "Window length in bars (16 steps per bar).")
+_HIDDEN = flags.DEFINE_integer("hidden", 256, "LSTM units (and the critic's hidden units).")
+_LATENT = flags.DEFINE_integer("latent", 128, "Size of the latent code z.")
+_BATCH = flags.DEFINE_integer("batch", 64, "Windows per step.")
+_PRIOR = flags.DEFINE_enum("prior", "gaussian", ["gaussian", "flower"], "Prior of the critic.")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Matmul compute dtype.")
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (the median is reported).")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
+_IMPL = flags.DEFINE_string("impl", "auto", "LSTM kernel: auto, scan, reference, cpu_fused.")
+_GENRES = flags.DEFINE_integer("genres", 32, "Genre vocabulary size for --prior=flower.")
+_LAYERS = flags.DEFINE_integer("layers", 3, "LSTM layers of the encoder and of each decoder.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the parameters and the synthetic batches.")
+
+_ROTATING_BATCHES = 4
+
+
+def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layers: int) -> dict:
+  """Analytic forward matmul FLOPs per window, as the PyTorch reference counts them.
+
+  LSTM: 2 * 4H * (in + H) per step, direction and layer; 1 multiply-add = 2 FLOPs.
+  """
+  tracks = len(TRACKS)
+  lstm = lambda inputs: 2 * 4 * hidden * (inputs + hidden)
+  encoder = steps * 2 * (lstm(tracks * NUM_CLASSES) + (layers - 1) * lstm(2 * hidden))
+  encoder += 2 * 2 * (2 * hidden) * latent  # mu and log-variance heads
+  decoder_track = (steps * (lstm(latent) + (layers - 1) * lstm(hidden)) + 2 * latent * hidden +
+                   steps * 2 * hidden * NUM_CLASSES)
+  decoder = tracks * decoder_track
+  critic = 4 * 2 * (critic_in * hidden + hidden * hidden + hidden)  # 4 critic passes
+  return {"encoder": encoder, "decoder": decoder, "critic": critic,
+          "total": encoder + decoder + critic}
+
+
+def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dtype: str,
+                impl: str, layers: int, seed: int):
+  config = default_config.get_config()
+  config.name = "benchmark"
+  config.seed = seed
+  config.batch_size = batch
+  config.data.bars = bars
+  config.model.hidden_size = hidden
+  config.model.latent_size = latent
+  config.model.critic_hidden_size = hidden
+  config.model.encoder_layers = layers
+  config.model.decoder_layers = layers
+  config.model.prior = prior
+  config.model.dtype = dtype
+  config.model.lstm_impl = impl
+  config.optim.beta_every_steps = 1  # The adversarial term is on (its cost is there anyway).
+  return config
+
+
+def synthetic_batches(batch: int, steps: int, num_genres: int, seed: int, count: int):
+  """Random token windows and k-hot genres, as the data loader would deliver them."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed + 1)
+  batches = []
+  for _ in range(count):
+    tokens = rng.integers(0, NUM_CLASSES, size=(batch, steps, len(TRACKS)), dtype=np.uint8)
+    genres = np.zeros((batch, num_genres), np.float32)
+    if num_genres:
+      genres[np.arange(batch), rng.integers(0, num_genres, size=batch)] = 1.0
+    batches.append({"tokens": tokens, "genres": genres})
+  return batches
+
+
+def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian",
+        dtype: str = "float32", steps: int = 10, warmup: int = 2, impl: str = "auto",
+        genres: int = 32, layers: int = 3, seed: int = 0) -> dict:
+  """Compiles and times the train step; returns the JSON record."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from musae_jax import lstm  # pylint: disable=g-import-not-at-top
+  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top,unused-import
+  from musae_jax import step as train_step_lib  # pylint: disable=g-import-not-at-top
+
+  resolved_impl = lstm.resolve_impl(impl)  # An unknown name fails here, before any work.
+  config = make_config(bars, hidden, latent, batch, prior, dtype, impl, layers, seed)
+  num_genres = genres if prior == "flower" else 0
+  num_steps = bars * STEPS_PER_BAR
+  graphdef, state = train_step_lib.create_train_state(config, num_genres)
+  train_step = jax.jit(train_step_lib.make_train_step(config, graphdef, num_genres),
+                       donate_argnums=0)
+  device = jax.devices()[0]
+  batches = [jax.device_put(b, device)
+             for b in synthetic_batches(batch, num_steps, num_genres, seed, _ROTATING_BATCHES)]
+
+  start = time.perf_counter()
+  compiled = train_step.lower(state, batches[0]).compile()
+  compile_s = time.perf_counter() - start
+  for i in range(warmup):
+    state, metrics = compiled(state, batches[i % len(batches)])
+  jax.block_until_ready((state, metrics) if warmup else state)
+  times = []
+  for i in range(steps):
+    start = time.perf_counter()
+    state, metrics = compiled(state, batches[(warmup + i) % len(batches)])
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - start)
+
+  median = statistics.median(times)
+  critic_in = latent + (num_genres + 1 if prior == "flower" else 0)
+  flops = flops_per_sample(num_steps, hidden, latent, critic_in, layers)
+  memory = device.memory_stats() or {}
+  analysis = compiled.memory_analysis()
+  return {
+      "samples_per_s": round(batch / median, 3),
+      "steps_per_s": round(1.0 / median, 4),
+      "step_ms_median": round(median * 1e3, 2),
+      "step_ms_min": round(min(times) * 1e3, 2),
+      "step_ms_max": round(max(times) * 1e3, 2),
+      "step_ms_all": [round(t * 1e3, 1) for t in times],
+      "compile_s": round(compile_s, 2),
+      "gflop_per_s": round(3 * flops["total"] * batch / median / 1e9, 2),
+      "train_gflop_per_sample": round(3 * flops["total"] / 1e9, 4),
+      "peak_memory_bytes": memory.get("peak_bytes_in_use"),
+      "compiled_temp_bytes": None if analysis is None else analysis.temp_size_in_bytes,
+      "device": f"{device.platform}:{device.device_kind}",
+      "cpu_count": os.cpu_count(),
+      "jax_version": jax.__version__,
+      "impl": resolved_impl,
+      "final_loss": round(float(metrics["loss/total"]), 4) if steps else None,
+      "config": {"bars": bars, "timesteps": num_steps, "hidden": hidden, "latent": latent,
+                 "batch": batch, "prior": prior, "dtype": dtype, "layers": layers,
+                 "genres": num_genres, "steps": steps, "warmup": warmup, "seed": seed},
+  }
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    record = run(_BARS.value, _HIDDEN.value, _LATENT.value, _BATCH.value, _PRIOR.value,
+                 _DTYPE.value, _STEPS.value, _WARMUP.value, _IMPL.value, _GENRES.value,
+                 _LAYERS.value, _SEED.value)
+  except ValueError as error:  # Bad sizes or an unknown kernel name: one line, no traceback.
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+  print(json.dumps(record))
+
+
+if __name__ == "__main__":
+  app.run(main)

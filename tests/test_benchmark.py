@@ -1,0 +1,45 @@
+"""The training-speed benchmark: its FLOP count and its command line."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+from musae_jax import benchmark
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_flop_count_matches_the_pytorch_reference():
+  # shared/bench/torch_musae.py prints train_gflop_per_sample 2.0459 at T=32 H=256 Z=128 with
+  # the Gaussian prior (critic input = Z), the shape its README reports.
+  flops = benchmark.flops_per_sample(32, 256, 128, 128, layers=3)
+  assert round(3 * flops["total"] / 1e9, 4) == 2.0459
+  assert flops["total"] == flops["encoder"] + flops["decoder"] + flops["critic"]
+
+
+def test_command_prints_one_json_record():
+  command = [sys.executable, "-m", "musae_jax.benchmark", "--bars=2", "--hidden=16", "--latent=8",
+             "--batch=4", "--steps=2", "--warmup=1", "--prior=flower", "--genres=3"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=True)
+  lines = [line for line in result.stdout.splitlines() if line.strip()]
+  assert len(lines) == 1, result.stdout
+  record = json.loads(lines[0])
+  for key in ("samples_per_s", "steps_per_s", "step_ms_median", "step_ms_min", "step_ms_max",
+              "compile_s", "gflop_per_s", "peak_memory_bytes", "device", "jax_version", "impl",
+              "config"):
+    assert key in record, key
+  assert len(record["step_ms_all"]) == 2
+  assert record["step_ms_min"] <= record["step_ms_median"] <= record["step_ms_max"]
+  assert abs(record["samples_per_s"] * record["step_ms_median"] / 1e3 - 4) < 0.01
+  assert record["config"]["timesteps"] == 32 and record["config"]["prior"] == "flower"
+  assert record["gflop_per_s"] > 0 and record["final_loss"] > 0
+
+
+def test_bad_kernel_name_is_one_line_error():
+  command = [sys.executable, "-m", "musae_jax.benchmark", "--hidden=16", "--latent=8", "--batch=2",
+             "--steps=1", "--warmup=0", "--impl=nonexistent"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1].startswith("error: Unknown LSTM implementation")
