@@ -1,10 +1,11 @@
 """Train/validation split by song, never by window.
 
-A song's split is a pure function of its file content (the MD5 of its bytes),
-so it does not depend on file names, folder order or the number of build
-workers, and a copy of a song under another name lands in the same split.
-When a manifest names the artist, the artist's name decides instead, so that
-no artist has songs in both splits.
+A song's split is a pure function of its file content: the MD5 of its bytes,
+read as a number in [0, 1), is compared with the validation fraction. So it
+does not depend on file names, folder order or the number of build workers,
+and a copy of a song under another name lands in the same split. When a
+manifest names the artist, the MD5 of the artist's name decides instead, so
+that no artist has songs in both splits.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import hashlib
 TRAIN, VALIDATION = "train", "validation"
 
 
-def _unit_interval(key: str) -> float:
-  """A number in [0, 1) drawn uniformly and deterministically from a string."""
-  digest = hashlib.sha256(key.encode("utf-8")).digest()
-  return int.from_bytes(digest[:8], "big") / 2.0**64
+def _unit_interval(md5_hex: str) -> float:
+  """An MD5 read as a number in [0, 1): uniform over songs, as MD5s are."""
+  try:
+    return int(md5_hex, 16) / 16.0**len(md5_hex)
+  except ValueError:
+    raise ValueError(f"not a hexadecimal MD5: {md5_hex!r}") from None
 
 
 def artist_key(artist: str) -> str:
@@ -37,7 +40,5 @@ def song_split(content_md5: str, validation_fraction: float = 0.2,
   if not 0.0 <= validation_fraction <= 1.0:
     raise ValueError(f"validation_fraction must be in [0, 1], got {validation_fraction}")
   if artist is not None and artist.strip():
-    key = "artist:" + artist_key(artist)
-  else:
-    key = "md5:" + content_md5.strip().lower()
-  return VALIDATION if _unit_interval(key) < validation_fraction else TRAIN
+    content_md5 = hashlib.md5(artist_key(artist).encode("utf-8")).hexdigest()
+  return VALIDATION if _unit_interval(content_md5.strip()) < validation_fraction else TRAIN
