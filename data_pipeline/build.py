@@ -54,6 +54,12 @@ def build_dataset(midi_dir: str, data_dir: str, bars: int, genres_file: str | No
   Raises:
     builder_lib.BuildError: bad folder, labels or manifest, or no file gave a window.
   """
+  if not os.path.isdir(midi_dir):
+    raise builder_lib.BuildError(f"{midi_dir}: not a folder")
+  if manifest and not os.path.isfile(manifest):
+    raise builder_lib.BuildError(f"{manifest}: manifest not found")
+  if not 0.0 <= validation_fraction <= 1.0:
+    raise builder_lib.BuildError(f"validation_fraction={validation_fraction}: must be in [0, 1]")
   builder = builder_lib.MusaeWindows(
       config=builder_lib.config_name(bars), data_dir=data_dir, midi_dir=midi_dir, genres_file=genres_file,
       manifest=manifest or default_manifest(midi_dir), workers=workers,

@@ -1,7 +1,5 @@
 """Transposition augmentation on real windows: what moves, what never does, and the range clip."""
 
-import os
-import pathlib
 
 import numpy as np
 import pytest
@@ -13,17 +11,9 @@ from data_pipeline import tokens as tokens_lib
 _SONG = "miditok/Aicha.mid"  # A full pop arrangement: bass, piano/guitar, strings, drums.
 
 
-def _shared_data() -> pathlib.Path:
-  root = os.environ.get("MUSAE_SHARED")
-  path = (pathlib.Path(root) if root else pathlib.Path(__file__).resolve().parents[2] / "shared")
-  if not (path / "data" / "midi").is_dir():
-    pytest.skip(f"the development corpus is not in {path / 'data'}")
-  return path / "data"
-
-
 @pytest.fixture(scope="module")
-def windows() -> np.ndarray:
-  return song.extract_windows(str(_shared_data() / "midi" / _SONG), 2).tokens
+def windows(shared_data) -> np.ndarray:
+  return song.extract_windows(str(shared_data / "midi" / _SONG), 2).tokens
 
 
 def _pitched_notes(windows: np.ndarray) -> np.ndarray:

@@ -12,10 +12,13 @@ import collections
 import dataclasses
 from typing import Any
 
+from data_pipeline import split as split_lib
+
 # Rejection reasons meaning the file never became a parsed MIDI song.
 PARSE_FAILURES = frozenset({"not_midi", "truncated", "corrupt", "unsupported", "unreadable",
                             "timeout", "crash", "error"})
 STATS_FILE = "build_stats.json"
+_SPLITS = (split_lib.TRAIN, split_lib.VALIDATION)
 
 
 @dataclasses.dataclass
@@ -73,10 +76,10 @@ class BuildStats:
         "files": {"seen": self.files_seen, "parsed": self.files_parsed,
                   "kept": self.files_kept, "rejected": sum(self.files_rejected.values())},
         "files_rejected": dict(sorted(self.files_rejected.items())),
-        "files_per_split": dict(sorted(self.files_per_split.items())),
+        "files_per_split": {split: self.files_per_split[split] for split in _SPLITS},
         "windows": {"kept": self.windows_kept,
                     "dropped": dict(sorted(self.windows_dropped.items()))},
-        "examples_per_split": dict(sorted(self.examples_per_split.items())),
+        "examples_per_split": {split: self.examples_per_split[split] for split in _SPLITS},
         "examples_per_genre": dict(sorted(per_genre.items())),
         "examples_per_split_and_genre": {
             split: dict(sorted(counts.items()))

@@ -18,7 +18,8 @@ example_codec and streamed into array_record shards (shard_writer); with writer=
 through TFDS's generic GeneratorBasedBuilder path (_split_generators/_generate_examples), which
 gives the same dataset several times slower and holds every example in memory: it is kept as the
 reference the fast path is tested against. Records are stored in song order (shuffling is the
-loader's job), windows of a song in start-bar order.
+loader's job), windows of a song in start-bar order. A split that gets no song (possible only
+for a handful of files) is left out of the dataset, as TFDS cannot open an empty split.
 
 Beside dataset_info.json the build writes genre_vocabulary.json (the genre names, in k-hot
 order; also in the dataset's metadata) and build_stats.json (see build_stats).
@@ -47,9 +48,9 @@ from data_pipeline.musae_windows import extraction
 from data_pipeline.musae_windows import shard_writer
 from data_pipeline.musae_windows import timed_pool
 
-SPLITS = ("train", "validation")
+SPLITS = (split_lib.TRAIN, split_lib.VALIDATION)
 VOCABULARY_FILE = "genre_vocabulary.json"
-MIDI_EXTENSIONS = (".mid", ".midi", ".kar")
+MIDI_EXTENSIONS = genres_lib.MIDI_EXTENSIONS  # The files a build reads (and labels can name).
 WRITERS = ("direct", "tfds")
 
 
@@ -131,7 +132,7 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
     """Arguments beyond TFDS's own (config, data_dir, ...) only matter when building.
 
     Args:
-      midi_dir: folder searched recursively for .mid/.midi/.kar files.
+      midi_dir: folder searched recursively for .mid/.midi files.
       genres_file: labels for data_pipeline.genres.load_labels (None: no genres, G = 0).
       manifest: CSV with `path` (relative to midi_dir) and `artist` columns; songs of one
         artist then share a split. None: split by file content only.
@@ -160,7 +161,10 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
     self._build_vocabulary: list[str] | None = None
     if midi_dir is not None and genres_file:
       # Read before TFDS asks for _info(): the vocabulary sets the shape of the genres feature.
-      self._labels = genres_lib.load_labels(midi_dir, genres_file)
+      try:
+        self._labels = genres_lib.load_labels(midi_dir, genres_file)
+      except genres_lib.GenreLabelsError as exc:
+        raise BuildError(str(exc)) from None
       self._build_vocabulary = genres_lib.build_vocabulary(self._labels)
     elif midi_dir is not None:
       self._build_vocabulary = []
@@ -209,7 +213,9 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
         windows = song.windows
         writers[song.split].write(encoder.encode(song.path, song.genres, windows.tokens,
                                                  windows.start_bars, windows.combinations))
-      self.info.set_splits(splits_lib.SplitDict([w.finish() for w in writers.values()]))
+      # A split without examples is left out: TFDS cannot open an empty split (tiny corpora).
+      self.info.set_splits(splits_lib.SplitDict(
+          [w.finish() for w in writers.values() if w.num_examples]))
     with open(os.path.join(self.data_dir, VOCABULARY_FILE), "w", encoding="utf-8") as f:
       json.dump(self._build_vocabulary, f, indent=1)
     with open(os.path.join(self.data_dir, build_stats.STATS_FILE), "w", encoding="utf-8") as f:
@@ -218,7 +224,8 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: download.DownloadManager):
     del dl_manager
     songs = list(self._songs())  # The reference path: everything in memory.
-    return {split: self._generate_examples(songs, split) for split in SPLITS}
+    return {split: self._generate_examples(songs, split) for split in SPLITS
+            if any(song.split == split for song in songs)}
 
   def _generate_examples(self, songs: list[_Song], split: str):
     key = 0  # Integer keys in song order: with shuffling disabled, TFDS sorts by key.
