@@ -47,8 +47,13 @@ def _has_accelerator_plugin() -> bool:
 
 
 def make_mesh() -> Mesh:
-  """A 1-D mesh over every device of every process."""
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,))
+  """A 1-D mesh over every device of every process.
+
+  Auto axes: the model code stays sharding-agnostic and XLA's partitioner propagates the batch
+  sharding and inserts the gradient all-reduce (newer JAX defaults to Explicit axes).
+  """
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
