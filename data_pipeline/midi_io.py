@@ -1,18 +1,23 @@
 """Reading MIDI files into note arrays, and writing token matrices back to MIDI.
 
 `read_midi` parses with symusic (about a millisecond per song) after
-`check_structure` has verified the chunk structure: symusic and pretty_midi
-both accept some broken files (pretty_midi silently loads a file whose last
-declared track is missing), so truncation and corruption are detected here
-from the bytes, with a reason. `read_midi_reference` reads the same content
-with pretty_midi; tests use it to show both readers give identical windows.
+`check_structure` has verified the chunk structure from the bytes: symusic
+and pretty_midi both accept some broken files (symusic reads a cut-off
+track's remains, a short time signature or an impossible key signature), so
+truncation and corruption are detected here, each with a reason.
+`read_midi_reference` reads the same content with pretty_midi; tests use it
+to show that both readers give identical windows.
 
 Both readers follow pretty_midi's rules for pairing note-on and note-off
 events, so they agree note for note:
   * a note-off closes every open note of that pitch and channel that started
-    before it (symusic would close only the oldest one);
+    before it (symusic alone would close only the oldest one);
   * a note whose note-off comes at the same tick as its note-on is dropped;
   * a note-on that is never closed is dropped.
+They still differ in two rare ways, both kept on purpose: pretty_midi files a
+note under the program active at its note-off (symusic, rightly, at its
+note-on), and it ignores time signatures and tempos outside the first track
+(symusic reads them wherever they are, so such a meter change is rejected).
 """
 
 from __future__ import annotations
@@ -218,8 +223,9 @@ def read_midi(data: bytes) -> MidiContent:
       (int(t), int(n), int(d)) for t, n, d in zip(
           signatures["time"], signatures["numerator"], signatures["denominator"]))
   tempos = score.tempos.numpy()
-  tempo_qpm = (6e7 / float(tempos["mspq"][np.argmin(tempos["time"])])
-               if len(tempos["time"]) else DEFAULT_TEMPO_QPM)
+  first_tempo = int(tempos["mspq"][np.argmin(tempos["time"])]) if len(tempos["time"]) else 0
+  # Microseconds per quarter note; 0 would be an infinite tempo.
+  tempo_qpm = 6e7 / first_tempo if first_tempo > 0 else DEFAULT_TEMPO_QPM
   return MidiContent(int(score.ticks_per_quarter), tuple(instruments), time_signatures,
                      tempo_qpm)
 
@@ -257,12 +263,17 @@ def midi_bytes(tokens: np.ndarray,
 
   One MIDI track per token column, named after tokens.TRACKS; drums play on the
   drum channel (their program is ignored by players). A note starts at each
-  onset token and lasts through the HOLD tokens that follow it.
+  onset token and lasts through the HOLD tokens that follow it. The file ends
+  with the last note: trailing silence is not written.
   """
   tokens = np.asarray(tokens)
   if tokens.ndim != 2 or tokens.shape[1] != tokens_lib.NUM_TRACKS:
     raise ValueError(f"tokens must have shape [steps, {tokens_lib.NUM_TRACKS}], "
                      f"got {tokens.shape}")
+  if not 1 <= velocity <= 127:
+    raise ValueError(f"velocity must be in 1..127, got {velocity}")
+  if tempo_qpm <= 0:
+    raise ValueError(f"tempo_qpm must be positive, got {tempo_qpm}")
   ticks_per_step = WRITE_TICKS_PER_QUARTER // tokens_lib.STEPS_PER_QUARTER
   score = symusic.Score(WRITE_TICKS_PER_QUARTER)
   score.tempos.append(symusic.Tempo(0, float(tempo_qpm)))

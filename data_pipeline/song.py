@@ -88,8 +88,11 @@ def _tokenise(midi: midi_io.MidiContent, max_combinations: int) -> _Tracks:
   if not midi.instruments:
     raise RejectedSong("empty", "the file has no notes")
   tpq = midi.ticks_per_quarter
-  # +1: a note shorter than a step still lasts one step.
-  last_step = int(tokens_lib.ticks_to_steps(midi.end_tick, tpq)) + 1
+  # The end of the last note on the grid (tokens.note_steps for every note,
+  # without computing them all: rounding is monotonic).
+  last_start = max(int(i.start_ticks.max()) for i in midi.instruments)
+  last_step = max(int(tokens_lib.ticks_to_steps(midi.end_tick, tpq)),
+                  int(tokens_lib.ticks_to_steps(last_start, tpq)) + 1)
   num_bars = -(-last_step // tokens_lib.STEPS_PER_BAR)
   if num_bars > MAX_BARS:
     raise RejectedSong(

@@ -86,7 +86,7 @@ def monophonic_tokens(start_steps: np.ndarray, end_steps: np.ndarray, pitches: n
   in_range = start_steps < num_steps
   starts, note_pitches = start_steps[in_range], pitches[in_range]
   onset[starts[lowest[starts] == note_pitches]] = True
-  previous = np.concatenate([[NO_PITCH], lowest[:-1]])
+  previous = np.concatenate([[NO_PITCH], lowest])[:-1]
   tokens = np.where(lowest == NO_PITCH, SILENT, lowest).astype(np.uint8)
   tokens[(lowest != NO_PITCH) & (lowest == previous) & ~onset] = HOLD
   return tokens

@@ -145,8 +145,9 @@ def test_an_absurdly_long_song_is_rejected_before_allocating():
 
 
 def test_a_song_shorter_than_a_window_is_too_short():
-  data = _midi(note_ticks=[(480 * q, 480 * q + 240, 36) for q in range(16)])  # 4 bars
-  assert len(song_lib.extract_windows("short.mid", 2, data=data).tokens) > 0
+  data = _midi(note_ticks=[(480 * q, 480 * q + 480, 36) for q in range(16)])  # 4 bars exactly
+  windows = song_lib.extract_windows("short.mid", 2, data=data)
+  assert windows.num_bars == 4 and len(windows.tokens) > 0
   with pytest.raises(song_lib.RejectedSong) as raised:
     song_lib.extract_windows("short.mid", 16, data=data)
   assert raised.value.reason == "too_short"
