@@ -120,7 +120,7 @@ def _tokenise(midi: midi_io.MidiContent, max_combinations: int) -> _Tracks:
   return _Tracks(num_bars, columns, combinations, programs, midi.tempo_qpm)
 
 
-def extract_windows(path: str, bars: int, *, max_silent_bars: float = 1.0,
+def extract_windows(path: str, bars: int, *, max_silent_bars: float | None = 1.0,
                     max_combinations: int = 8, data: bytes | None = None) -> SongWindows:
   """The deduplicated `bars`-bar windows of every track combination of a song.
 
@@ -132,8 +132,11 @@ def extract_windows(path: str, bars: int, *, max_silent_bars: float = 1.0,
     max_combinations: at most this many drums x bass x guitar combinations.
     data: the file's bytes, when already read.
 
-  Raises RejectedSong with a reason; never anything else for bad input.
+  Raises RejectedSong with a reason; never anything else for bad input
+  (ValueError for bad arguments).
   """
+  if bars < 1:
+    raise ValueError(f"bars must be >= 1, got {bars}")
   try:
     midi = midi_io.read_midi(_read(path, data))
   except RejectedSong as rejection:
@@ -144,7 +147,8 @@ def extract_windows(path: str, bars: int, *, max_silent_bars: float = 1.0,
 
 
 def windows_from_midi(midi: midi_io.MidiContent, path: str, bars: int, *,
-                      max_silent_bars: float = 1.0, max_combinations: int = 8) -> SongWindows:
+                      max_silent_bars: float | None = 1.0,
+                      max_combinations: int = 8) -> SongWindows:
   """extract_windows for a file already read (by either midi_io reader)."""
   try:
     song = _tokenise(midi, max_combinations)

@@ -54,6 +54,8 @@ def long_silence(column: np.ndarray, bars: int, max_silent_bars: float | None) -
   window_steps = bars * tokens_lib.STEPS_PER_BAR
   if max_silent_bars is None or math.isinf(max_silent_bars):
     return np.zeros(count, bool)
+  if max_silent_bars < 0:
+    raise ValueError(f"max_silent_bars must be >= 0, got {max_silent_bars}")
   run = math.floor(max_silent_bars * tokens_lib.STEPS_PER_BAR) + 1  # shortest bad stretch
   if run > window_steps:
     return np.zeros(count, bool)
