@@ -99,13 +99,14 @@ def summary(stats: dict[str, Any]) -> str:
       f"{files['kept']} kept, {files['rejected']} rejected "
       f"({stats['seconds']:.1f} s, {stats['files_per_second']} files/s, "
       f"{stats['options'].get('workers')} workers)",
-      "  rejected: " + _counts(stats["files_rejected"]),
-      f"  windows: {windows['kept']} kept; dropped: " + _counts(windows["dropped"]),
-      "  examples per split: " + _counts(stats["examples_per_split"]),
-      "  examples per genre: " + _counts(stats["examples_per_genre"]),
+      "  rejected: " + format_counts(stats["files_rejected"]),
+      f"  windows: {windows['kept']} kept; dropped: " + format_counts(windows["dropped"]),
+      "  examples per split: " + format_counts(stats["examples_per_split"]),
+      "  examples per genre: " + format_counts(stats["examples_per_genre"]),
   ]
   return "\n".join(lines)
 
 
-def _counts(counts: dict[str, int]) -> str:
+def format_counts(counts: dict[str, int]) -> str:
+  """"a 1, b 2" (or "none")."""
   return ", ".join(f"{key} {value}" for key, value in counts.items()) or "none"

@@ -250,11 +250,10 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
     if artists and not any(path in artists for path in files):
       logging.warning("%s: no file of %s is listed in it; splitting by file content only.",
                       self._manifest, midi_dir)
-    vocabulary = self._build_vocabulary
     workers = min(self._workers, len(files))
     stats = build_stats.BuildStats(
         dataset=f"{self.name}/{self.builder_config.name}", bars=self.bars,
-        genre_vocabulary=vocabulary,
+        genre_vocabulary=self._build_vocabulary,
         options={"midi_dir": midi_dir, "genres_file": self._genres_file,
                  "manifest": self._manifest, "workers": workers,
                  "max_silent_bars": self._max_silent_bars,
@@ -271,27 +270,36 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
                          mininterval=1.0, smoothing=0.1)
     with pool, progress:
       for path, (task, result) in zip(files, pool.imap(tasks)):
+        song = self._count(stats, path, task, result, artists)
+        progress.set_postfix(kept=stats.files_kept, rejected=stats.files_seen - stats.files_kept,
+                             refresh=False)
         progress.update()
-        if isinstance(result, timed_pool.TaskFailure):
-          result = extraction.Rejection(result.kind, f"{task.path}: rejected: {result.detail}")
-        if isinstance(result, extraction.Rejection):
-          stats.add_rejection(result.reason, result.dropped)
-          logging.warning("%s", result.message)
-          continue
-        tags = self._labels.get(path, [])
-        genres = genres_lib.k_hot(tags, vocabulary)
-        split = split_lib.song_split(result.md5, self._validation_fraction, artists.get(path))
-        windows = result.windows
-        stats.add_song(split, len(windows.tokens), windows.dropped,
-                       [name for name, on in zip(vocabulary, genres) if on])
-        yield _Song(path, split, genres, windows)
+        if song is not None:
+          yield song
       stats.worker_restarts = pool.restarts
     stats.seconds = time.monotonic() - start
     self.stats = stats.as_dict()
     if not stats.windows_kept:
       raise BuildError(f"{midi_dir}: none of its {len(files)} MIDI files gave a window "
-                       f"(rejected: {build_stats.summary(self.stats).splitlines()[1].strip()})")
-    logging.info("%s", build_stats.summary(self.stats))
+                       f"(rejected: {build_stats.format_counts(stats.files_rejected)})")
+    logging.info("%s", build_stats.summary(self.stats).splitlines()[0])
+
+  def _count(self, stats: build_stats.BuildStats, path: str, task: extraction.Task, result: Any,
+             artists: dict[str, str]) -> _Song | None:
+    """Adds one file's outcome to stats; returns the song to write, if it is kept."""
+    if isinstance(result, timed_pool.TaskFailure):
+      result = extraction.Rejection(result.kind, f"{task.path}: rejected: {result.detail}")
+    if isinstance(result, extraction.Rejection):
+      stats.add_rejection(result.reason, result.dropped)
+      logging.warning("%s", result.message)
+      return None
+    vocabulary = self._build_vocabulary
+    genres = genres_lib.k_hot(self._labels.get(path, []), vocabulary)
+    split = split_lib.song_split(result.md5, self._validation_fraction, artists.get(path))
+    windows = result.windows
+    stats.add_song(split, len(windows.tokens), windows.dropped,
+                   [name for name, on in zip(vocabulary, genres) if on])
+    return _Song(path, split, genres, windows)
 
 
 _DESCRIPTION = """MusAE training windows: 2 or 16 bars of 4-track monophonic tokens (drums, bass, guitar/piano,
