@@ -86,6 +86,7 @@ class SongRecordEncoder:
     # Everything of the tokens entry before the token bytes themselves: fixed for a given size.
     self._tokens_prefix = _entry("tokens", _bytes_feature(b"\0" * token_bytes))[:-token_bytes]
     self._int_entries: dict[tuple[str, int], bytes] = {}
+    self._headers: dict[int, bytes] = {}  # Record length -> the Example's tag and length.
 
   def _int_entry(self, name: str, value: int) -> bytes:
     key = (name, value)
@@ -109,14 +110,21 @@ class SongRecordEncoder:
     if windows.ndim != 3 or windows.shape[1:] != (self._steps, tokens_lib.NUM_TRACKS):
       raise ValueError(f"windows must have shape [N, {self._steps}, {tokens_lib.NUM_TRACKS}], "
                        f"got {windows.shape}")
-    shared = (_entry("song", _bytes_feature(song.encode()))
-              + _entry("genres", _float_feature(genres)))
-    prefix = shared + self._tokens_prefix
+    prefix = (_entry("song", _bytes_feature(song.encode()))
+              + _entry("genres", _float_feature(genres)) + self._tokens_prefix)
+    fixed_length = len(prefix) + windows[0].nbytes if len(windows) else 0
+    starts = [self._int_entry("start_bar", start) for start in start_bars.tolist()]
+    combination_entries = {c: self._int_entry("combination", c)
+                           for c in set(combinations.tolist())}
+    headers = self._headers
     records = []
-    for window, start, combination in zip(windows, start_bars.tolist(), combinations.tolist()):
-      body = (prefix + window.tobytes() + self._int_entry("start_bar", start)
-              + self._int_entry("combination", combination))
-      records.append(b"\n" + _varint(len(body)) + body)  # b"\n": Example field 1, wire type 2.
+    for window, start, combination in zip(windows, starts, combinations.tolist()):
+      combination = combination_entries[combination]
+      length = fixed_length + len(start) + len(combination)
+      header = headers.get(length)
+      if header is None:
+        header = headers[length] = b"\n" + _varint(length)  # Example field 1, wire type 2.
+      records.append(b"".join((header, prefix, window.tobytes(), start, combination)))
     return records
 
 

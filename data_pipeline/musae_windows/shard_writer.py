@@ -2,7 +2,7 @@
 
 The number of shards is only known at the end (records arrive song by song), so shards are
 written under temporary names and renamed to TFDS's `<name>-<split>.array_record-0000i-of-0000n`
-when the split is finished. The record options are those of TFDS's own ArrayRecord writer.
+when the split is finished.
 """
 
 import os
@@ -11,7 +11,10 @@ from array_record.python import array_record_module
 from tensorflow_datasets.core import naming
 from tensorflow_datasets.core import splits as splits_lib
 
-_RECORD_OPTIONS = "group_size:1"  # As TFDS: one record per chunk, for fast random access.
+# group_size:1 as TFDS: one record per chunk, for fast random access. Snappy instead of the
+# default zstd: with records this small both compress to the same size (28 vs 27 MB for 100k
+# 2-bar records), but snappy writes 2.7x and reads 1.2x faster.
+_RECORD_OPTIONS = "group_size:1,snappy"
 
 
 class SplitWriter:
