@@ -33,7 +33,7 @@ def _num_genres(data_dir):
 def test_run_writes_checkpoints_config_metrics_and_events(demo_data_dir, tmp_path):
   config = train_helpers.tiny_config(demo_data_dir)
   metrics = train.train_and_evaluate(config, str(tmp_path))
-  assert sorted(os.listdir(tmp_path / "checkpoints"))[-1] == "12"
+  assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == [4, 8, 12]
   saved = json.loads((tmp_path / "config.json").read_text())
   assert saved["model"]["hidden_size"] == 16 and saved["data"]["bars"] == 2
   assert json.loads((tmp_path / "genres.json").read_text()) == loader.genre_vocabulary(
