@@ -26,6 +26,7 @@ from data_pipeline import song
 from data_pipeline import split as split_lib
 from data_pipeline.musae_windows import build_stats
 from data_pipeline.musae_windows import builder as builder_lib
+from data_pipeline.musae_windows import timed_pool
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 GOOD = ["freemidi/country/13534.mid", "freemidi/country/14391.mid", "freemidi/pop/11111.mid",
@@ -144,6 +145,7 @@ def test_stats_match_a_direct_count(built):
   assert len(stats["genre_vocabulary"]) >= 5
   assert len(stats["files_rejected"]) >= 6
   assert stats["files_per_second"] > 0 and stats["seconds"] > 0
+  assert stats["files_per_cpu_second"] > 0 and stats["cpu_seconds"]["extraction"] > 0
   on_disk = json.loads(pathlib.Path(builder_lib.dataset_dir(built["data_dir"], 2),
                                     build_stats.STATS_FILE).read_text())
   assert on_disk == json.loads(json.dumps(stats))
@@ -227,6 +229,26 @@ def test_a_split_without_songs_is_left_out(shared_data, tmp_path):
   assert not list(loader.eval_batches(data_dir, 2, 8))
   assert loader.genre_vocabulary(data_dir, 2) == []
   assert sources["train"][0]["genres"].shape == (0,)
+
+
+def test_timed_pool_survives_hangs_crashes_and_errors():
+  # eval as the task function keeps the workers light (no test module to import) and lets each
+  # task choose how to misbehave.
+  tasks = [f"{i} * {i}" for i in range(12)]
+  tasks[3] = "__import__('time').sleep(600)"
+  tasks[5] = "__import__('os')._exit(7)"  # As a crash in a C extension: the process is gone.
+  tasks[8] = "1 / 0"
+  with timed_pool.TimedPool(eval, workers=2, time_limit=1.0, chunk_size=2) as pool:
+    results = list(pool.imap(tasks))
+  assert [task for task, _ in results] == tasks  # In order, none lost.
+  failures = {tasks.index(task): result for task, result in results
+              if isinstance(result, timed_pool.TaskFailure)}
+  assert {i: failure.kind for i, failure in failures.items()} == {3: "timeout", 5: "crash",
+                                                                  8: "error"}
+  assert "exit code 7" in failures[5].detail and "ZeroDivisionError" in failures[8].detail
+  assert [result for i, (_, result) in enumerate(results) if i not in failures] == [
+      i * i for i in range(12) if i not in failures]
+  assert pool.restarts == 2
 
 
 def test_build_errors_are_one_clear_line(tmp_path):

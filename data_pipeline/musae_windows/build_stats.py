@@ -39,16 +39,23 @@ class BuildStats:
   examples_per_split_and_genre: dict[str, collections.Counter] = dataclasses.field(
       default_factory=lambda: collections.defaultdict(collections.Counter))
   worker_restarts: int = 0
+  # Wall time from the first worker's start to the last record written (writer="tfds": to the
+  # last song extracted; TFDS serializes and writes after that).
   seconds: float = 0.0
+  extraction_cpu_seconds: float = 0.0  # Summed over the workers (files that finished).
+  writer_cpu_seconds: float = 0.0  # The process that collects, serializes and writes.
 
-  def add_rejection(self, reason: str, dropped: dict[str, int] | None = None) -> None:
+  def add_rejection(self, reason: str, dropped: dict[str, int] | None = None,
+                    cpu_seconds: float = 0.0) -> None:
     self.files_seen += 1
+    self.extraction_cpu_seconds += cpu_seconds
     self.files_rejected[reason] += 1
     self.windows_dropped.update(dropped or {})
 
   def add_song(self, split: str, num_examples: int, dropped: dict[str, int],
-               genres: list[str]) -> None:
+               genres: list[str], cpu_seconds: float = 0.0) -> None:
     self.files_seen += 1
+    self.extraction_cpu_seconds += cpu_seconds
     self.files_per_split[split] += 1
     self.windows_kept += num_examples
     self.windows_dropped.update(dropped)
@@ -66,6 +73,7 @@ class BuildStats:
     return self.files_seen - failed
 
   def as_dict(self) -> dict[str, Any]:
+    cpu = self.extraction_cpu_seconds + self.writer_cpu_seconds
     per_genre = collections.Counter()
     for counts in self.examples_per_split_and_genre.values():
       per_genre.update(counts)
@@ -87,6 +95,10 @@ class BuildStats:
         "genre_vocabulary": list(self.genre_vocabulary),
         "seconds": round(self.seconds, 3),
         "files_per_second": round(self.files_seen / self.seconds, 1) if self.seconds else None,
+        "cpu_seconds": {"extraction": round(self.extraction_cpu_seconds, 3),
+                        "writer": round(self.writer_cpu_seconds, 3)},
+        # The rate of one core given to the build alone, whatever else the machine runs.
+        "files_per_cpu_second": round(self.files_seen / cpu, 1) if cpu else None,
         "worker_restarts": self.worker_restarts,
     }
 
@@ -97,8 +109,9 @@ def summary(stats: dict[str, Any]) -> str:
   lines = [
       f"{stats['dataset']}: {files['seen']} files seen, {files['parsed']} parsed, "
       f"{files['kept']} kept, {files['rejected']} rejected "
-      f"({stats['seconds']:.1f} s, {stats['files_per_second']} files/s, "
-      f"{stats['options'].get('workers')} workers)",
+      f"({stats['seconds']:.1f} s, {stats['files_per_second']} files/s with "
+      f"{stats['options'].get('workers')} workers, {stats['files_per_cpu_second']} files per "
+      "CPU second)",
       "  rejected: " + format_counts(stats["files_rejected"]),
       f"  windows: {windows['kept']} kept; dropped: " + format_counts(windows["dropped"]),
       "  examples per split: " + format_counts(stats["examples_per_split"]),

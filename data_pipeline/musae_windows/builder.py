@@ -262,7 +262,7 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
                  "file_time_limit_s": self._file_time_limit, "writer": self._writer})
     logging.info("Building %s from %d files in %s with %d workers.", stats.dataset, len(files),
                  midi_dir, workers)
-    start = time.monotonic()
+    start, start_cpu = time.monotonic(), time.process_time()
     tasks = (extraction.Task(os.path.join(midi_dir, path), self.bars, self._max_silent_bars,
                              self._max_combinations) for path in files)
     pool = timed_pool.TimedPool(extraction.extract, workers, self._file_time_limit)
@@ -278,6 +278,7 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
           yield song
       stats.worker_restarts = pool.restarts
     stats.seconds = time.monotonic() - start
+    stats.writer_cpu_seconds = time.process_time() - start_cpu
     self.stats = stats.as_dict()
     if not stats.windows_kept:
       raise BuildError(f"{midi_dir}: none of its {len(files)} MIDI files gave a window "
@@ -290,7 +291,7 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
     if isinstance(result, timed_pool.TaskFailure):
       result = extraction.Rejection(result.kind, f"{task.path}: rejected: {result.detail}")
     if isinstance(result, extraction.Rejection):
-      stats.add_rejection(result.reason, result.dropped)
+      stats.add_rejection(result.reason, result.dropped, result.cpu_seconds)
       logging.warning("%s", result.message)
       return None
     vocabulary = self._build_vocabulary
@@ -298,7 +299,7 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
     split = split_lib.song_split(result.md5, self._validation_fraction, artists.get(path))
     windows = result.windows
     stats.add_song(split, len(windows.tokens), windows.dropped,
-                   [name for name, on in zip(vocabulary, genres) if on])
+                   [name for name, on in zip(vocabulary, genres) if on], result.cpu_seconds)
     return _Song(path, split, genres, windows)
 
 

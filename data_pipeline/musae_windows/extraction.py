@@ -7,6 +7,7 @@ stop a build.
 
 import dataclasses
 import hashlib
+import time
 
 from data_pipeline import song as song_lib
 
@@ -17,12 +18,14 @@ class Rejection:
   reason: str
   message: str
   dropped: dict[str, int] = dataclasses.field(default_factory=dict)  # Windows cut, then dropped.
+  cpu_seconds: float = 0.0  # Spent on the file by the worker.
 
 
 @dataclasses.dataclass(frozen=True)
 class ExtractedSong:
   md5: str  # Of the file's bytes: decides the song's split.
   windows: song_lib.SongWindows
+  cpu_seconds: float = 0.0  # Spent on the file by the worker.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +38,12 @@ class Task:
 
 def extract(task: Task) -> ExtractedSong | Rejection:
   """Reads task.path once and extracts its windows, or says why it cannot."""
+  start = time.process_time()
+  result = _extract(task)
+  return dataclasses.replace(result, cpu_seconds=time.process_time() - start)
+
+
+def _extract(task: Task) -> ExtractedSong | Rejection:
   try:
     with open(task.path, "rb") as f:
       data = f.read()
