@@ -6,9 +6,10 @@
 Build: for each worker count, builds the dataset from scratch into a temporary data_dir and
 prints files/s end to end (builder start to finished shards and metadata) and per worker, and
 files per CPU second (worker and writer CPU time: the per-core rate on a machine that is also
-busy with other work), plus the extraction-only rate of one process for reference. Loader: builds once (or uses --data_dir
-if the dataset is there) and prints the examples/s of train_iterator with augmentation, the rate
-the training step is compared against.
+busy with other work), plus the extraction-only rate of one process for reference.
+
+Loader: builds once (or uses --data_dir if the dataset is there) and prints the examples/s of
+train_iterator with augmentation, the rate the training step is compared against.
 """
 
 import os

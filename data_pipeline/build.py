@@ -1,4 +1,4 @@
-"""Builds the musae_windows TFDS dataset from a folder of MIDI files, in parallel, without TensorFlow.
+"""Builds the musae_windows TFDS dataset from a folder of MIDI files, in parallel, without TF.
 
   python -m data_pipeline.build --midi_dir=DIR [--genres=FILE] [--manifest=FILE] \
       --config=2bar[,16bar] --data_dir=OUT [--workers=N]
@@ -21,6 +21,7 @@ import tensorflow_datasets as tfds
 
 from data_pipeline.musae_windows import build_stats
 from data_pipeline.musae_windows import builder as builder_lib
+
 
 def default_manifest(midi_dir: str) -> str | None:
   """<midi_dir>/../manifest.csv if it exists (the layout of the shared corpus)."""
@@ -61,8 +62,8 @@ def build_dataset(midi_dir: str, data_dir: str, bars: int, genres_file: str | No
   if not 0.0 <= validation_fraction <= 1.0:
     raise builder_lib.BuildError(f"validation_fraction={validation_fraction}: must be in [0, 1]")
   builder = builder_lib.MusaeWindows(
-      config=builder_lib.config_name(bars), data_dir=data_dir, midi_dir=midi_dir, genres_file=genres_file,
-      manifest=manifest or default_manifest(midi_dir), workers=workers,
+      config=builder_lib.config_name(bars), data_dir=data_dir, midi_dir=midi_dir,
+      genres_file=genres_file, manifest=manifest or default_manifest(midi_dir), workers=workers,
       max_silent_bars=max_silent_bars, max_combinations=max_combinations,
       validation_fraction=validation_fraction, file_time_limit=file_time_limit,
       shard_bytes=shard_bytes, writer=writer)

@@ -2,9 +2,9 @@
 
 `tfds.data_source` gives random access to the array_record shards; grain shuffles, transposes
 and batches. Training data is an endless stream: each epoch is a new permutation (seeded by seed
-and epoch) and every example gets a new transposition (seeded by seed and its position in the
-stream), so a run resumed from `iterator.get_state()` sees exactly the batches it would have
-seen. Each process reads its own disjoint, equally long part of the split (examples
+and epoch), and each batch draws one transposition per row from a generator seeded by seed and
+the batch's index, so an example meets a new shift every epoch and a run resumed from
+`iterator.get_state()` sees exactly the batches it would have seen. Each process reads its own disjoint, equally long part of the split (examples
 process_index, process_index + process_count, ...), and batch sizes are per process.
 
 Batches are dicts of numpy arrays: {"tokens": uint8 [B, T, 4], "genres": float32 [B, G]}, plus
@@ -73,20 +73,17 @@ def build_stats(data_dir: str, bars: int) -> dict[str, Any]:
 
 
 def num_examples(data_dir: str, bars: int, split: str) -> int:
-  return _split_sizes(data_dir, bars)[split]
-
-
-def _split_sizes(data_dir: str, bars: int) -> dict[str, int]:
+  if split not in builder_lib.SPLITS:
+    raise ValueError(f"split={split!r}: must be one of {', '.join(builder_lib.SPLITS)}")
   _check_exists(data_dir, bars)
   splits = tfds.builder(dataset_name(bars), data_dir=data_dir).info.splits
   # The builder leaves out a split that got no song; here it is simply empty.
-  return {split: splits[split].num_examples if split in splits else 0
-          for split in builder_lib.SPLITS}
+  return splits[split].num_examples if split in splits else 0
 
 
 def _records(data_dir: str, bars: int, split: str):
   """Random access to the split's serialized records (decoded in batches by example_codec)."""
-  if not _split_sizes(data_dir, bars)[split]:
+  if not num_examples(data_dir, bars, split):
     return []
   return tfds.data_source(dataset_name(bars), split=split, data_dir=data_dir, download=False,
                           deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)

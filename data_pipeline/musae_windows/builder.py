@@ -72,6 +72,12 @@ class _Song:
   windows: Any  # song.SongWindows
 
 
+def _available_cores() -> int:
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))  # Respects CPU pinning (containers, batch jobs).
+  return os.cpu_count() or 1
+
+
 def config_name(bars: int) -> str:
   """The builder config of bars-long windows: "2bar" or "16bar"."""
   names = {config.bars: config.name for config in MusaeWindows.BUILDER_CONFIGS}
@@ -150,7 +156,7 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
     self._midi_dir = midi_dir
     self._genres_file = genres_file
     self._manifest = manifest
-    self._workers = workers or len(os.sched_getaffinity(0))
+    self._workers = workers or _available_cores()
     self._max_silent_bars = max_silent_bars
     self._max_combinations = max_combinations
     self._validation_fraction = validation_fraction
@@ -191,7 +197,7 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
         features=example_codec.features(self.bars * tokens_lib.STEPS_PER_BAR, len(vocabulary)),
         metadata=tfds.core.MetadataDict(genre_vocabulary=vocabulary),
         description=_DESCRIPTION,
-        homepage="https://arxiv.org/abs/2001.05494",
+        homepage="https://github.com/Andrea-V/MusAE",  # The paper's code.
         citation=_CITATION,
         disable_shuffling=True,  # Keep song order; the loader shuffles.
     )
@@ -303,14 +309,16 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
     return _Song(path, split, genres, windows)
 
 
-_DESCRIPTION = """MusAE training windows: 2 or 16 bars of 4-track monophonic tokens (drums, bass, guitar/piano,
-strings; 16 steps per bar, 130 classes: note onset 0..127, silent, hold) cut at every bar of
-multitrack 4/4 MIDI songs, one example per drums x bass x guitar track combination, with the
-song's k-hot genres. Splits are song-disjoint (artist-disjoint when artists are known)."""
+_DESCRIPTION = """MusAE training windows: 2 or 16 bars of 4-track monophonic tokens (drums, bass,
+guitar/piano, strings; 16 steps per bar, 130 classes: note onset 0..127, silent, hold) cut at
+every bar of multitrack 4/4 MIDI songs, one example per drums x bass x guitar track
+combination, with the song's k-hot genres. Splits are song-disjoint (artist-disjoint when
+artists are known)."""
 
 _CITATION = """
 @inproceedings{valenti2020musae,
-  title={Learning Style-Aware Symbolic Music Representations by Adversarial Autoencoders},
+  title={Learning a Latent Space of Style-Aware Symbolic Music Representations by Adversarial
+         Autoencoders},
   author={Valenti, Andrea and Carta, Antonio and Bacciu, Davide},
   booktitle={European Conference on Artificial Intelligence (ECAI)},
   year={2020}

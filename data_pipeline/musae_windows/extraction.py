@@ -14,7 +14,7 @@ from data_pipeline import song as song_lib
 
 @dataclasses.dataclass(frozen=True)
 class Rejection:
-  """A file that gives no windows: a short reason key for the statistics and one line for the log."""
+  """A file that gives no windows: a reason key for the statistics and one line for the log."""
   reason: str
   message: str
   dropped: dict[str, int] = dataclasses.field(default_factory=dict)  # Windows cut, then dropped.

@@ -17,8 +17,6 @@ import time
 import traceback
 from typing import Any, Callable, Iterable, Iterator
 
-from absl import logging
-
 # forkserver: workers are forked from a clean server process rather than from the caller, which
 # may hold threads (JAX, grain) that make a plain fork unsafe; a replacement worker still starts
 # in milliseconds.
@@ -221,6 +219,5 @@ class TimedPool:
       detail = f"no result after {elapsed:.1f} s (limit {self._time_limit:g} s); worker killed"
     else:
       detail = f"the worker process died (exit code {worker.process.exitcode})"
-    logging.warning("Task %d %s: %s", index, kind, detail)
     done[index] = (task, TaskFailure(kind, detail))
     retry.extendleft(reversed(rest))
