@@ -1,0 +1,114 @@
+r"""Runs musae_jax's training-step benchmark and the PyTorch reference side by side.
+
+  python benchmarks/compare_torch.py [--shape=2,256,128,64 --shape=16,256,128,16] [--repeats=3]
+      [--impl=cpu_fused --impl=scan] [--steps=5 --warmup=2] [--dtype=float32] [--threads=2]
+      [--torch_script=PATH] [--torch_python=PYTHON] [--out=results.jsonl]
+
+A shape is bars,hidden,latent,batch. Each repeat runs every program once, one after the other
+(torch first, then each JAX kernel), so that every ratio compares runs made under the same load
+of the machine; the ratio printed is the median over repeats of ours / torch in the same repeat.
+torch runs with --flush-denormal (XLA flushes denormals too) and --threads as given; JAX uses all
+the cores it sees. torch is not a dependency of the project: install it next to it (a CPU build)
+or name another interpreter with --torch_python.
+"""
+
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_DEFAULT_TORCH = pathlib.Path(os.environ.get("MUSAE_SHARED", REPO.parent / "shared")) / "bench"
+
+_SHAPES = flags.DEFINE_multi_string("shape", ["2,256,128,64", "16,256,128,16"],
+                                    "bars,hidden,latent,batch; repeat the flag for more.")
+_IMPLS = flags.DEFINE_multi_string("impl", ["cpu_fused", "scan"], "LSTM kernels of the JAX runs.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Rounds of (torch, each JAX kernel).")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per run (the median is used).")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per run.")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+_PRIOR = flags.DEFINE_enum("prior", "gaussian", ["gaussian", "flower"], "Prior of the critic.")
+_THREADS = flags.DEFINE_integer("threads", 2, "torch intra-op threads.")
+_TORCH_SCRIPT = flags.DEFINE_string("torch_script", str(_DEFAULT_TORCH / "torch_musae.py"),
+                                    "The PyTorch reference script.")
+_TORCH_PYTHON = flags.DEFINE_string("torch_python", sys.executable,
+                                    "Python interpreter that has torch.")
+_OUT = flags.DEFINE_string("out", "", "Also append every run's JSON record to this file.")
+
+
+def _run(command: list[str]) -> dict:
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+  if result.returncode != 0 or not lines:
+    raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+  return json.loads(lines[-1])
+
+
+def _torch_command(bars, hidden, latent, batch):
+  return [_TORCH_PYTHON.value, _TORCH_SCRIPT.value, "--timesteps", str(16 * bars),
+          "--hidden", str(hidden), "--latent", str(latent), "--batch", str(batch),
+          "--steps", str(_STEPS.value), "--warmup", str(_WARMUP.value),
+          "--threads", str(_THREADS.value), "--dtype", _DTYPE.value, "--flush-denormal",
+          "--device", "cpu", "--prior", "mixture" if _PRIOR.value == "flower" else "gaussian"]
+
+
+def _jax_command(bars, hidden, latent, batch, impl):
+  return [sys.executable, "-m", "musae_jax.benchmark", f"--bars={bars}", f"--hidden={hidden}",
+          f"--latent={latent}", f"--batch={batch}", f"--steps={_STEPS.value}",
+          f"--warmup={_WARMUP.value}", f"--dtype={_DTYPE.value}", f"--prior={_PRIOR.value}",
+          f"--impl={impl}"]
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  if not pathlib.Path(_TORCH_SCRIPT.value).exists():
+    sys.exit(f"error: --torch_script {_TORCH_SCRIPT.value} does not exist")
+  out = open(_OUT.value, "a") if _OUT.value else None
+  rows = []
+  for shape in _SHAPES.value:
+    bars, hidden, latent, batch = (int(v) for v in shape.split(","))
+    samples = {name: [] for name in ["torch"] + _IMPLS.value}
+    ms = {name: [] for name in samples}
+    gflops = {name: [] for name in samples}
+    ratios = {impl: [] for impl in _IMPLS.value}
+    for repeat in range(_REPEATS.value):
+      programs = [("torch", _torch_command(bars, hidden, latent, batch))]
+      programs += [(impl, _jax_command(bars, hidden, latent, batch, impl))
+                   for impl in _IMPLS.value]
+      this_round = {}
+      for name, command in programs:
+        load = os.getloadavg()[0]
+        record = _run(command)
+        record.update(program=name, shape=shape, repeat=repeat, load_before=round(load, 2))
+        if out:
+          out.write(json.dumps(record) + "\n")
+          out.flush()
+        this_round[name] = record["samples_per_s"]
+        samples[name].append(record["samples_per_s"])
+        ms[name].append(record["step_ms_median"])
+        gflops[name].append(record.get("gflop_per_s", record.get("achieved_gflop_per_s")))
+        print(f"  {shape} repeat {repeat} {name:10s} {record['step_ms_median']:9.1f} ms/step "
+              f"{record['samples_per_s']:8.2f} samples/s (load {load:.1f})", flush=True)
+      for impl in _IMPLS.value:
+        ratios[impl].append(this_round[impl] / this_round["torch"])
+    for name in samples:
+      ratio = ratios.get(name)
+      rows.append((shape, name, statistics.median(ms[name]), min(ms[name]), max(ms[name]),
+                   statistics.median(samples[name]), statistics.median(gflops[name]),
+                   None if ratio is None else (statistics.median(ratio), min(ratio), max(ratio))))
+  print(f"\n{'bars,H,Z,B':16s} {'program':10s} {'ms/step median [min-max]':>28s} "
+        f"{'samples/s':>10s} {'GFLOP/s':>8s}  ratio to torch median [min-max]")
+  for shape, name, med, lo, hi, sps, gf, ratio in rows:
+    ratio_text = "" if ratio is None else f"{ratio[0]:.2f}x [{ratio[1]:.2f}-{ratio[2]:.2f}]"
+    print(f"{shape:16s} {name:10s} {med:10.1f} [{lo:7.1f}-{hi:7.1f}] {sps:10.2f} {gf:8.1f}  "
+          f"{ratio_text}")
+
+
+if __name__ == "__main__":
+  app.run(main)
