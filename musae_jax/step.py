@@ -39,7 +39,7 @@ class TrainState:
 
 def split_params(params: nnx.State) -> tuple[nnx.State, nnx.State]:
   """(autoencoder params, critic params)."""
-  critic, autoencoder = params.split(nnx.PathContains(CRITIC), ...)
+  critic, autoencoder = nnx.split_state(params, nnx.PathContains(CRITIC), ...)
   return autoencoder, critic
 
 
@@ -175,7 +175,7 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
           critic, jax.random.fold_in(key_i, 0), z_fake)
       updates, critic_opt_state = critic_optimizer.update(critic_grads, critic_opt_state, critic)
       critic = optax.apply_updates(critic, updates)
-      critic_metrics.append((loss_c, penalty, optax.global_norm(critic_grads)))
+      critic_metrics.append((loss_c, penalty, optax.tree.norm(critic_grads)))
 
     updates, ae_opt_state = ae_optimizer.update(ae_grads, state.ae_opt_state, autoencoder)
     autoencoder = optax.apply_updates(autoencoder, updates)
@@ -189,7 +189,7 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
         "loss/adversarial": aux["adversarial"],
         "beta": beta,
         "learning_rate": lr_fn(state.step),
-        "grad_norm/autoencoder": optax.global_norm(ae_grads),
+        "grad_norm/autoencoder": optax.tree.norm(ae_grads),
         "grad_norm/critic": critic_norm,
     }
     for i, track in enumerate(TRACKS):
