@@ -4,8 +4,9 @@
 and batches. Training data is an endless stream: each epoch is a new permutation (seeded by seed
 and epoch), and each batch draws one transposition per row from a generator seeded by seed and
 the batch's index, so an example meets a new shift every epoch and a run resumed from
-`iterator.get_state()` sees exactly the batches it would have seen. Each process reads its own disjoint, equally long part of the split (examples
-process_index, process_index + process_count, ...), and batch sizes are per process.
+`iterator.get_state()` sees exactly the batches it would have seen. Each process reads its own
+contiguous slice of every global batch, so the global batches do not depend on the number of
+processes; batch sizes are per process.
 
 Batches are dicts of numpy arrays: {"tokens": uint8 [B, T, 4], "genres": float32 [B, G]}, plus
 {"mask": float32 [B]} from eval_batches.
@@ -89,12 +90,24 @@ def _records(data_dir: str, bars: int, split: str):
                           deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
 
 
-def _read_decode_transpose(rows: np.ndarray, rng: np.random.Generator, *, records, steps: int,
-                           num_genres: int, low: int, high: int) -> dict[str, np.ndarray]:
+def _read_decode_transpose(global_rows: np.ndarray, rng: np.random.Generator, *, records,
+                           steps: int, num_genres: int, low: int, high: int, process_index: int,
+                           process_count: int) -> dict[str, np.ndarray]:
+  """This process's slice of one global batch, read, decoded and transposed.
+
+  The random numbers are drawn for the whole global batch (one uniform per row), so a row gets
+  the same shift whichever process reads it and however many processes there are.
+  """
+  uniforms = rng.random(len(global_rows))
+  per_process = len(global_rows) // process_count
+  mine = slice(process_index * per_process, (process_index + 1) * per_process)
+  rows, uniforms = global_rows[mine], uniforms[mine]
   # One batched read: array_record answers many keys at once far faster than one by one.
   batch = example_codec.decode_batch(records.__getitems__(rows.tolist()), steps, num_genres)
   if (low, high) != (0, 0):
-    batch["tokens"] = augment.random_transpose(batch["tokens"], rng, low, high)
+    lows, highs = augment.allowed_shifts(batch["tokens"], low, high)
+    shifts = lows + np.floor(uniforms * (highs - lows + 1)).astype(lows.dtype)
+    batch["tokens"] = augment.transpose(batch["tokens"], np.minimum(shifts, highs))
   return batch
 
 
@@ -110,31 +123,37 @@ def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
     seed: seeds the order of every epoch and every transposition.
     transpose: (lowest, highest) shift in semitones of the pitched tracks, clipped per example
       to keep notes in 0..127; (0, 0) turns augmentation off.
-    process_index, process_count: this process's part of the split.
+    process_index, process_count: this process's part of every global batch.
     worker_count: grain worker processes (0: read in this process's threads).
+
+  Every process walks the same global sequence of batches of batch_size * process_count rows
+  and reads only its own contiguous slice of each, so the processes' rows are disjoint and the
+  global batches (content and augmentation) do not depend on the number of processes: 2
+  processes of 2 devices train exactly like 1 process of 4.
 
   Returns:
     Iterator with get_state()/set_state() (a small JSON-serialisable dict).
   """
   records = _records(data_dir, bars, "train")
-  per_process = len(records) // process_count
-  if per_process < batch_size:
+  global_batch_size = batch_size * process_count
+  if len(records) < global_batch_size:
     raise ValueError(f"{dataset_dir(data_dir, bars)}: the train split has {len(records)} "
-                     f"examples, fewer than one batch of {batch_size} per process "
-                     f"({process_count} processes)")
+                     f"examples, fewer than one global batch of {global_batch_size} "
+                     f"({process_count} processes x {batch_size})")
   low, high = transpose
   seed %= 2**32
   # Batches of row numbers: shuffling an endless dataset draws a new permutation per epoch, and
   # the random map gets a generator seeded by (seed, batch index), so each row's shift depends
   # on the epoch too.
-  rows = grain.MapDataset.range(len(records))[process_index::process_count][:per_process]
+  rows = grain.MapDataset.range(len(records))
   dataset = (rows.shuffle(seed=seed)
              .repeat()
-             .batch(batch_size, drop_remainder=True)
+             .batch(global_batch_size, drop_remainder=True)
              .random_map(functools.partial(_read_decode_transpose, records=records,
                                            steps=bars * tokens_lib.STEPS_PER_BAR,
                                            num_genres=len(genre_vocabulary(data_dir, bars)),
-                                           low=low, high=high),
+                                           low=low, high=high, process_index=process_index,
+                                           process_count=process_count),
                          seed=(seed + 1) % 2**32))
   # Each element is a whole batch: a few threads and batches ahead keep the accelerator fed
   # (grain's default, 500 elements ahead, would decode hundreds of batches at every start).

@@ -64,8 +64,11 @@ def ensure_dataset(config: ml_collections.ConfigDict) -> None:
                       f"is not built in config.data.data_dir={data.data_dir!r}.")
     logging.info("Building the %d-bar dataset from %s into %s.", data.bars, data.midi_dir,
                  data.data_dir)
-    data_build.build_dataset(data.midi_dir, data.data_dir, data.bars,
-                             genres_file=data.genres_file or None, workers=data.build_workers)
+    try:
+      data_build.build_dataset(data.midi_dir, data.data_dir, data.bars,
+                               genres_file=data.genres_file or None, workers=data.build_workers)
+    except ValueError as e:  # BuildError: a bad folder, labels file or manifest, in one line.
+      raise UserError(f"cannot build the dataset: {e}") from e
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices("dataset built")
@@ -136,12 +139,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   replicated = sharding.replicated(mesh)
   state = jax.device_put(state, replicated)
   checkpoints = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
-  train_data = loader.train_iterator(data.data_dir, data.bars, per_process_batch,
-                                     config.seed + data.shuffle_buffer_seed_offset,
-                                     transpose=(data.transpose_min, data.transpose_max),
-                                     process_index=jax.process_index(),
-                                     process_count=jax.process_count(),
-                                     worker_count=data.loader_workers)
+  try:
+    train_data = loader.train_iterator(data.data_dir, data.bars, per_process_batch,
+                                       config.seed + data.shuffle_buffer_seed_offset,
+                                       transpose=(data.transpose_min, data.transpose_max),
+                                       process_index=jax.process_index(),
+                                       process_count=jax.process_count(),
+                                       worker_count=data.loader_workers)
+  except ValueError as e:  # Too few examples for one batch.
+    raise UserError(str(e)) from e
 
   if checkpoints.latest_step() is not None:
     latest = checkpoints.latest_step()

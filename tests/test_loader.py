@@ -144,20 +144,27 @@ def test_augmentation_shifts_pitched_tracks_per_example_and_epoch(data_dir):
   assert sum(len(s) > 1 for s in shifts_of.values()) > len(shifts_of) // 2
 
 
-def test_processes_read_disjoint_equal_parts(data_dir):
+def test_processes_read_disjoint_slices_of_the_same_global_batches(data_dir):
   num_train = loader.num_examples(data_dir, 2, "train")
-  per_process = num_train // 2
-  parts = []
-  for index in range(2):
-    iterator = loader.train_iterator(data_dir, 2, 4, seed=0, transpose=(0, 0), process_index=index,
-                                     process_count=2)
-    parts.append(_rows(next(iterator) for _ in range(per_process // 4)))
+  num_batches = num_train // 8
+  single = loader.train_iterator(data_dir, 2, 8, seed=0)
+  parts = [loader.train_iterator(data_dir, 2, 4, seed=0, process_index=index, process_count=2)
+           for index in range(2)]
+  seen = collections.Counter()
+  for _ in range(num_batches):
+    whole = next(single)
+    halves = [next(part) for part in parts]
+    # Same rows and the same transpositions as one process reading the global batch.
+    for key in ("tokens", "genres"):
+      np.testing.assert_array_equal(whole[key], np.concatenate([h[key] for h in halves]))
+    seen.update(_rows(halves))
   all_rows = collections.Counter(example["tokens"].tobytes()
                                  for example in _split(data_dir, "train"))
-  assert len(parts[0]) == len(parts[1]) == per_process // 4 * 4
-  union = collections.Counter(parts[0]) + collections.Counter(parts[1])
-  assert not union - all_rows  # Disjoint parts of the split, no row read twice.
-  with pytest.raises(ValueError, match="fewer than one batch"):
+  untransposed = loader.train_iterator(data_dir, 2, 4, seed=0, transpose=(0, 0),
+                                       process_index=1, process_count=2)
+  assert not collections.Counter(_rows(next(untransposed) for _ in range(num_batches))) - all_rows
+  assert sum(seen.values()) == num_batches * 8
+  with pytest.raises(ValueError, match="fewer than one global batch"):
     loader.train_iterator(data_dir, 2, num_train + 1, seed=0)
 
 
