@@ -45,7 +45,7 @@ def _load() -> int | None:
   """Loads the library and registers its FFI targets; returns its vector width (floats)."""
   path = library_path()
   if path is None:
-    logging.info("The fused CPU LSTM kernel is not built (install with a C++17 compiler: "
+    logging.warning("The fused CPU LSTM kernel is not built (install with a C++17 compiler: "
                  "`pip install -e .`); LSTMs use the pure-JAX scan.")
     return None
   try:
