@@ -8,7 +8,7 @@ A shape is bars,hidden,latent,batch. Each repeat runs every program once, one af
 (torch first, then each JAX kernel), so that every ratio compares runs made under the same load
 of the machine; the ratio printed is the median over repeats of ours / torch in the same repeat.
 torch runs with --flush-denormal (XLA flushes denormals too) and --threads as given; JAX uses all
-the cores it sees. torch is not a dependency of the project: install it next to it (a CPU build)
+the cores it sees (restrict both with --taskset). torch is not a dependency of the project: install it next to it (a CPU build)
 or name another interpreter with --torch_python.
 """
 
@@ -39,9 +39,13 @@ _TORCH_SCRIPT = flags.DEFINE_string("torch_script", str(_DEFAULT_TORCH / "torch_
 _TORCH_PYTHON = flags.DEFINE_string("torch_python", sys.executable,
                                     "Python interpreter that has torch.")
 _OUT = flags.DEFINE_string("out", "", "Also append every run's JSON record to this file.")
+_TASKSET = flags.DEFINE_string("taskset", "", "Run both programs on these CPUs only (taskset -c "
+                               "LIST), e.g. 1 with --threads=1 for a one-core comparison.")
 
 
 def _run(command: list[str]) -> dict:
+  if _TASKSET.value:
+    command = ["taskset", "-c", _TASKSET.value] + command
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
   if result.returncode != 0 or not lines:

@@ -37,10 +37,11 @@ def _value_and_grads(impl, reverse, steps, x_proj, w_hh, h0, c0):
 
 
 # Batches that are not a multiple of the kernel's 6-row tiles, hidden sizes of one and of several
-# vector widths (16 floats with AVX-512, 8 with AVX2), a single step.
-@pytest.mark.parametrize("steps,batch,hidden", [(9, 13, 32), (6, 3, 48), (1, 7, 16)])
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("constant", [False, True])
+# vector widths (16 floats with AVX-512, 8 with AVX2), a single step; each direction and input
+# kind with two shapes.
+@pytest.mark.parametrize("steps,batch,hidden,reverse,constant", [
+    (9, 13, 32, False, False), (9, 13, 32, True, True), (6, 3, 48, False, True),
+    (6, 3, 48, True, False), (1, 7, 16, False, False), (1, 7, 16, True, True)])
 def test_values_and_gradients_match_reference(steps, batch, hidden, reverse, constant):
   args = _inputs(steps, batch, hidden, constant)
   (value, hs), grads = _value_and_grads("cpu_fused", reverse, steps, *args)
