@@ -39,12 +39,7 @@ def tiny_config(**overrides):
   config.model.critic_hidden_size = 16
   config.model.encoder_layers = 2
   config.model.decoder_layers = 2
-  for dotted, value in overrides.items():
-    node = config
-    *parents, leaf = dotted.split(".")
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
+  config.update_from_flattened_dict(overrides)  # {"model.prior": "flower", ...}
   return config
 
 
