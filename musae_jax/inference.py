@@ -293,8 +293,9 @@ def split_windows(data_dir: str, bars: int, split: str, max_windows: int = 0,
   try:
     source = tfds.data_source(loader.dataset_name(bars), split=split, data_dir=data_dir,
                               download=False)
-  except ValueError as error:
-    raise UserError(f"{data_dir}: cannot read split {split!r} ({error}).") from None
+  except ValueError as error:  # An unknown split name, or a split without any shard.
+    raise UserError(f"{data_dir}: the {bars}-bar dataset has no readable {split!r} split "
+                    f"({error}).") from None
   rows = _subsample(len(source), max_windows, seed)
   if rows.size == 0:
     raise UserError(f"{data_dir}: the {split} split of the {bars}-bar dataset is empty.")
@@ -331,7 +332,10 @@ def midi_dir_windows(midi_dir: str, bars: int, vocabulary: list[str],
   data_pipeline.genres) outside `vocabulary` (the run's genres) are ignored.
   """
   from data_pipeline import genres as genres_lib  # pylint: disable=g-import-not-at-top
-  labels = genres_lib.load_labels(midi_dir, genres_file) if genres_file else {}
+  try:
+    labels = genres_lib.load_labels(midi_dir, genres_file) if genres_file else {}
+  except genres_lib.GenreLabelsError as error:
+    raise UserError(str(error)) from None
   tokens, genres, songs, song_names = [], [], [], []
   rejected: dict[str, int] = {}
   for path in midi_files(midi_dir):
