@@ -49,7 +49,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-4  # Adam learning rate at step 0 (paper).
-  config.optim.lr_schedule = "exponential"  # "exponential": lr*(1-d)^t; "inverse_time": lr/(1+d*t) (Keras decay).
+  # "inverse_time": lr/(1+d*t), Keras's optimizer `decay` (what the Keras original applied after
+  # each update); "exponential": lr*(1-d)^t, the literal reading of the paper, which with d=1e-4
+  # leaves lr*e^-5 at 50k steps.
+  config.optim.lr_schedule = "inverse_time"
   config.optim.lr_decay = 1e-4  # d above: decay applied after each update (paper).
   config.optim.b1 = 0.9  # Adam beta1.
   config.optim.b2 = 0.999  # Adam beta2.

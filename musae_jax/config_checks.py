@@ -8,7 +8,7 @@ _CHOICES = {
     "data.bars": (2, 16),
     "model.prior": ("gaussian", "flower"),
     "model.dtype": ("float32", "bfloat16"),
-    "optim.lr_schedule": ("exponential", "inverse_time", "constant"),
+    "optim.lr_schedule": ("exponential", "inverse_time"),
 }
 _POSITIVE = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
              "checkpoint_every_steps", "keep_checkpoints", "model.hidden_size",

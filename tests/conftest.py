@@ -1,9 +1,18 @@
-"""Shared test fixtures: where the development MIDI corpus lives."""
+"""Shared test fixtures: where the development MIDI corpus lives; a shared XLA cache."""
 
 import os
 import pathlib
+import tempfile
 
 import pytest
+
+# Many tests (and the training subprocesses they start, which inherit the environment) compile
+# the same tiny models: a persistent compilation cache shared by the whole run compiles each
+# once. Set before anything imports JAX.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "musae_jax_test_xla_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def shared_data_dir() -> pathlib.Path:
