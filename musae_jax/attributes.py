@@ -40,8 +40,9 @@ def attribute_names() -> list[str]:
 def compute_vectors(codes: np.ndarray, descriptors: dict[str, np.ndarray],
                     quantile: float = 0.25) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
   """(name -> vector [N_z], name -> how it was made), from codes [N, N_z] and the windows'
-  descriptors (name -> [N, 4]). Windows where a descriptor is undefined are left out of it; a
-  descriptor without MIN_WINDOWS distinct windows above and below its quantiles gets no vector."""
+  descriptors (name -> [N, 4]). The high and low sets are the top and bottom `quantile` of the
+  windows ranked by the descriptor (at least MIN_WINDOWS each); windows where it is undefined
+  are left out, and a descriptor defined on too few windows or without spread gets no vector."""
   if not 0 < quantile <= 0.5:
     raise UserError(f"--quantile={quantile} must be in (0, 0.5].")
   vectors, info = {}, {}
@@ -53,12 +54,13 @@ def compute_vectors(codes: np.ndarray, descriptors: dict[str, np.ndarray],
       if defined.size < 2 * MIN_WINDOWS:
         logging.warning("%s: only %d windows define it; no vector.", name, defined.size)
         continue
-      low_limit, high_limit = np.quantile(values[defined], [quantile, 1.0 - quantile])
-      low = defined[values[defined] <= low_limit]
-      high = defined[values[defined] >= high_limit]
-      if low_limit == high_limit or min(low.size, high.size) < MIN_WINDOWS:
-        logging.warning("%s: too little spread (quantiles %.3g and %.3g); no vector.", name,
-                        low_limit, high_limit)
+      # By rank, not by value: a descriptor with many ties (a drum hit lasts one step) still
+      # splits into a bottom and a top share.
+      order = defined[np.argsort(values[defined], kind="stable")]
+      count = max(MIN_WINDOWS, int(np.ceil(quantile * defined.size)))
+      low, high = order[:count], order[-count:]
+      if values[high].mean() <= values[low].mean():
+        logging.warning("%s: the same in every window; no vector.", name)
         continue
       vectors[name] = (codes[high].mean(axis=0) - codes[low].mean(axis=0)).astype(np.float32)
       info[name] = {"num_high": int(high.size), "num_low": int(low.size),
