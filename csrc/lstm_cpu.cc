@@ -453,24 +453,22 @@ struct WorkQueue {
 
 // Runs body(group, begin, end) over ranges of [0, rows) of every group, the caller working too;
 // returns when every unit has finished. Rows are split only as much as needed to give every
-// thread a unit, in whole tiles.
+// thread a unit.
 template <typename Body>
 void RunUnits(ffi::ThreadPool& pool, int64_t groups, int64_t rows, const Body& body) {
   const int64_t threads = std::max<int64_t>(1, pool.num_threads());
   int64_t chunks = 1;
   if (groups < threads) chunks = (threads + groups - 1) / groups;
-  chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, rows / kRowsPerTile));
+  chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, rows / 4));  // >= 4 rows a chunk
   const int64_t units = groups * chunks;
   auto queue = std::make_shared<WorkQueue>();
   auto work = [queue, &body, units, chunks, rows]() {
     FlushDenormals flush;
     for (int64_t u = queue->next.fetch_add(1); u < units; u = queue->next.fetch_add(1)) {
       const int64_t group = u / chunks, chunk = u % chunks;
-      // Chunk boundaries on tile multiples, so only the last chunk has a partial tile.
-      const int64_t tiles = (rows + kRowsPerTile - 1) / kRowsPerTile;
-      const int64_t begin = std::min(rows, tiles * chunk / chunks * kRowsPerTile);
-      const int64_t end = std::min(rows, tiles * (chunk + 1) / chunks * kRowsPerTile);
-      if (begin < end) body(group, begin, end);
+      // Equal row counts: the matmul work of a chunk is proportional to its rows, partial tiles
+      // included (16 rows run as 6 + 2 on each of two threads, not 6 on one and 6 + 4 on the other).
+      body(group, rows * chunk / chunks, rows * (chunk + 1) / chunks);
       queue->done.fetch_add(1, std::memory_order_release);
     }
   };
