@@ -174,14 +174,10 @@ def main(argv):
   f = flags.FLAGS
   try:
     run = inference.load_run(f.workdir)
-    if f.midi_dir:
-      windows = inference.midi_dir_windows(f.midi_dir, run.bars, run.genres,
-                                           max_windows=f.max_windows, seed=f.seed)
-    else:
-      windows = inference.split_windows(f.data_dir or run.config.data.data_dir, run.bars,
-                                        f.split, f.max_windows, f.seed)
-    summary = compute_and_save(run, windows, f.quantile, f.check_windows,
-                               f.seed)
+    windows = inference.run_windows(run, split=f.split, data_dir=f.data_dir,
+                                    midi_dir=f.midi_dir, max_windows=f.max_windows,
+                                    seed=f.seed)
+    summary = compute_and_save(run, windows, f.quantile, f.check_windows, f.seed)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -331,14 +331,10 @@ def main(argv):
   try:
     check_data_flags(f.split, f.midi_dir, f.genres)
     run = inference.load_run(f.workdir)
-    if f.midi_dir:
-      windows = inference.midi_dir_windows(f.midi_dir, run.bars, run.genres, f.genres,
-                                           f.max_windows, f.seed)
-    else:
-      windows = inference.split_windows(f.data_dir or run.config.data.data_dir, run.bars,
-                                        f.split, f.max_windows, f.seed)
-    metrics = evaluate(run, windows, f.out, f.num_pairs, f.samples_per_component,
-                       f.seed)
+    windows = inference.run_windows(run, split=f.split, data_dir=f.data_dir,
+                                    midi_dir=f.midi_dir, genres_file=f.genres,
+                                    max_windows=f.max_windows, seed=f.seed)
+    metrics = evaluate(run, windows, f.out, f.num_pairs, f.samples_per_component, f.seed)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -361,3 +361,13 @@ def midi_dir_windows(midi_dir: str, bars: int, vocabulary: list[str],
                    np.concatenate(genres).reshape(-1, len(vocabulary))[rows],
                    np.concatenate(songs)[rows], song_names, list(vocabulary),
                    f"the MIDI files under {midi_dir} ({bars}-bar windows, all of them)", rejected)
+
+
+def run_windows(run: Run, *, split: str | None = None, data_dir: str | None = None,
+                midi_dir: str | None = None, genres_file: str | None = None,
+                max_windows: int = 0, seed: int = 0) -> WindowSet:
+  """The windows a tool analyses: a MIDI folder's when midi_dir is given, else a split of the
+  run's dataset (data_dir defaults to the run's config.data.data_dir)."""
+  if midi_dir:
+    return midi_dir_windows(midi_dir, run.bars, run.genres, genres_file, max_windows, seed)
+  return split_windows(data_dir or run.config.data.data_dir, run.bars, split, max_windows, seed)
