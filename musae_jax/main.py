@@ -4,6 +4,7 @@ Only flags live here; the program is musae_jax.train.train_and_evaluate. Any con
 overridden on the command line, e.g. `--config.batch_size=64 --config.data.midi_dir=~/midi`.
 """
 
+import logging as py_logging
 import sys
 
 from absl import app
@@ -24,10 +25,18 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index in a 
 flags.mark_flags_as_required(["config"])
 
 
+class _OnlyWarningsFromLibraries(py_logging.Filter):
+  """Keeps our INFO lines but drops the per-save INFO chatter of orbax (dozens of lines)."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_OnlyWarningsFromLibraries())
   # Imported here so that --help stays fast and flags parse before JAX starts.
   from musae_jax import sharding  # pylint: disable=g-import-not-at-top
   from musae_jax import train  # pylint: disable=g-import-not-at-top
