@@ -1,6 +1,7 @@
 r"""Attribute vectors: directions in latent space that change one musical property of a track.
 
-  python -m musae_jax.attributes --workdir=RUN [--split=train | --midi_dir=DIR] [--max_windows=20000]
+  python -m musae_jax.attributes --workdir=RUN [--split=train | --midi_dir=DIR] \
+      [--max_windows=20000]
 
 For each track and descriptor (note density, mean pitch, mean note length, mean pitch step,
 silent rate; see music_metrics.DESCRIPTORS) the vector is the mean code of the windows in the
@@ -185,7 +186,10 @@ def main(argv):
         f"{summary['source']} -> {os.path.join(run.workdir, VECTORS_FILE)}")
   for name, info in sorted(summary["vectors"].items()):
     effect = info.get("effect_of_plus_vector")
-    shown = f", decode(z+v) changes it by {effect:+.3g}" if effect is not None else ""
+    shown = ""
+    if effect is not None:  # NaN: the decoded windows have no note on that track.
+      shown = f", decode(z+v) changes it by {effect:+.3g}" if np.isfinite(effect) else (
+          ", its effect is undefined (no decoded notes)")
     print(f"  {name}: high {info['high_mean']:.3g} vs low {info['low_mean']:.3g}{shown}")
 
 

@@ -258,8 +258,8 @@ def report_markdown(run: inference.Run, metrics: dict) -> str:
   lines += ["## Figure 4: interpolation", "",
             "Normalised Hamming distance (share of differing step x track tokens) between x₁ "
             f"and the window decoded at (1-α)·z₁ + α·z₂, mean over {curves['num_pairs']} "
-            "pairs of windows from different songs, beside the data-space baseline that takes each token "
-            "of x₂ with probability α.", "",
+            "pairs of windows from different songs, beside the data-space baseline that takes "
+            "each token of x₂ with probability α.", "",
             f"![interpolation]({metrics['figures']['interpolation']})", "",
             "| α | " + " | ".join(f"{a:.1f}" for a in curves["alpha"]) + " |",
             "|---|" + "---|" * len(curves["alpha"]),

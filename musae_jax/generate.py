@@ -1,15 +1,21 @@
 r"""Turns MIDI into MIDI with a trained run: reconstruct, sample, interpolate, transfer, attribute.
 
-  python -m musae_jax.generate --workdir=RUN --mode=reconstruct --input=a.mid [--start_bar=K] --out=DIR
-  python -m musae_jax.generate --workdir=RUN --mode=sample --num=8 [--genre=rock] [--temperature=0.5] --out=DIR
-  python -m musae_jax.generate --workdir=RUN --mode=interpolate --input=a.mid --input2=b.mid --num=7 [--spherical] --out=DIR
-  python -m musae_jax.generate --workdir=RUN --mode=transfer --input=a.mid --genre=rock --out=DIR
-  python -m musae_jax.generate --workdir=RUN --mode=attribute --input=a.mid --attribute=bass_note_density --amount=1.5 --out=DIR
+  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=reconstruct --input=a.mid \
+      [--start_bar=K]
+  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=sample --num=8 [--genre=rock] \
+      [--temperature=0.5]
+  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=interpolate --input=a.mid \
+      --input2=b.mid --num=7 [--spherical]
+  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid --genre=rock
+  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=attribute --input=a.mid \
+      --attribute=bass_note_density --amount=1.5
 
 Every result is a multitrack MIDI file (the input's programs and tempo, or General MIDI defaults
 for samples) and a pianoroll PNG beside it; an interpolation also gets one grid PNG. Each
 input-based mode also writes the input window and its plain reconstruction, to compare with.
-The attribute vectors come from `python -m musae_jax.attributes --workdir=RUN`.
+The attribute vectors come from `python -m musae_jax.attributes --workdir=RUN`. A sample's
+temperature scales the prior draw's distance from its component's mean (the decoder is not
+autoregressive, so there is no per-step sampling to make more or less random).
 """
 
 import dataclasses
@@ -56,7 +62,8 @@ def write_window(tokens: np.ndarray, out_dir: str, name: str, title: str,
   return Output(name, np.asarray(tokens), (midi_path, png_path))
 
 
-def _write_input_and_reconstruction(run, window, out_dir: str, base: str
+def _write_input_and_reconstruction(run: inference.Run, window: inference.InputWindow,
+                                    out_dir: str, base: str
                                     ) -> tuple[np.ndarray, list[Output]]:
   """Writes the input window and its reconstruction; returns (its code [1, N_z], outputs)."""
   code = run.encode(window.tokens[None])
@@ -67,24 +74,26 @@ def _write_input_and_reconstruction(run, window, out_dir: str, base: str
   return code, outputs
 
 
-def _input_window(run, path: str | None, start_bar: int, flag: str = "--input"):
+def _input_window(run: inference.Run, path: str | None, start_bar: int,
+                  flag: str = "--input") -> inference.InputWindow:
   if not path:
     raise UserError(f"this mode needs {flag}=FILE.mid")
   return inference.song_window(path, run.bars, start_bar)
 
 
-def _base_name(window) -> str:
+def _base_name(window: inference.InputWindow) -> str:
   return _safe(f"{window.stem}_bar{window.start_bar}")
 
 
-def reconstruct(run, input_path: str, out_dir: str, start_bar: int = -1) -> list[Output]:
+def reconstruct(run: inference.Run, input_path: str, out_dir: str,
+                start_bar: int = -1) -> list[Output]:
   """The input window and its reconstruction."""
   window = _input_window(run, input_path, start_bar)
   return _write_input_and_reconstruction(run, window, out_dir, _base_name(window))[1]
 
 
-def sample(run, out_dir: str, num: int, genre: str | None = None, temperature: float = 1.0,
-           seed: int = 0) -> list[Output]:
+def sample(run: inference.Run, out_dir: str, num: int, genre: str | None = None,
+           temperature: float = 1.0, seed: int = 0) -> list[Output]:
   """num windows decoded from prior samples (of one genre's component when given)."""
   if num < 1:
     raise UserError(f"--num={num} must be at least 1.")
@@ -96,7 +105,7 @@ def sample(run, out_dir: str, num: int, genre: str | None = None, temperature: f
           for i, tokens in enumerate(run.decode(codes))]
 
 
-def interpolate(run, input_path: str, input2_path: str, out_dir: str, num: int,
+def interpolate(run: inference.Run, input_path: str, input2_path: str, out_dir: str, num: int,
                 spherical: bool = False, start_bar: int = -1, start_bar2: int = -1
                 ) -> list[Output]:
   """num windows decoded along the line (or arc) between the two inputs' codes, both ends
@@ -120,8 +129,8 @@ def interpolate(run, input_path: str, input2_path: str, out_dir: str, num: int,
   return outputs + [Output(f"{base}_grid", decoded, (grid,))]
 
 
-def transfer(run, input_path: str, out_dir: str, genre: str, start_bar: int = -1
-             ) -> list[Output]:
+def transfer(run: inference.Run, input_path: str, out_dir: str, genre: str,
+             start_bar: int = -1) -> list[Output]:
   """The input window, its reconstruction, and its code moved to the genre's component."""
   if not genre:
     raise UserError("transfer needs --genre=TAG (the target genre).")
@@ -140,7 +149,7 @@ def transfer(run, input_path: str, out_dir: str, genre: str, start_bar: int = -1
                                 window.tempo_qpm)]
 
 
-def attribute(run, input_path: str, out_dir: str, name: str, amount: float,
+def attribute(run: inference.Run, input_path: str, out_dir: str, name: str, amount: float,
               start_bar: int = -1) -> list[Output]:
   """The input window, its reconstruction, and its code plus amount times the vector."""
   if not name:

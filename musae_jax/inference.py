@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from data_pipeline import genres as genres_lib
 from data_pipeline import song as song_lib
 from data_pipeline.tokens import STEPS_PER_BAR
 from musae_jax import checkpointing
@@ -29,7 +30,6 @@ from musae_jax.errors import UserError
 from musae_jax.model import MusAE
 
 DEFAULT_BATCH_SIZE = 128  # Windows per encode/decode call: bounds memory on long inputs.
-MIDI_EXTENSIONS = (".mid", ".midi")
 _READ_CHUNK = 1024  # Dataset rows read per random-access call.
 
 
@@ -317,7 +317,7 @@ def midi_files(midi_dir: str) -> list[str]:
   if not os.path.isdir(midi_dir):
     raise UserError(f"--midi_dir={midi_dir}: not a folder.")
   paths = sorted(os.path.join(root, name) for root, _, names in os.walk(midi_dir)
-                 for name in names if name.lower().endswith(MIDI_EXTENSIONS))
+                 for name in names if name.lower().endswith(genres_lib.MIDI_EXTENSIONS))
   if not paths:
     raise UserError(f"--midi_dir={midi_dir}: no .mid or .midi file in it.")
   return paths
@@ -331,7 +331,6 @@ def midi_dir_windows(midi_dir: str, bars: int, vocabulary: list[str],
   Songs the filters reject are counted by reason. Genre tags (from genres_file, see
   data_pipeline.genres) outside `vocabulary` (the run's genres) are ignored.
   """
-  from data_pipeline import genres as genres_lib  # pylint: disable=g-import-not-at-top
   try:
     labels = genres_lib.load_labels(midi_dir, genres_file) if genres_file else {}
   except genres_lib.GenreLabelsError as error:
