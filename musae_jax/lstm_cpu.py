@@ -10,7 +10,7 @@ keeps the activated gates and cell states; the backward call walks time back, pr
 pre-activation gate gradients (the gradient of x_proj), and then the recurrent weight gradient as
 one matmul over all T*B rows. Parameters are the same plain arrays whatever the kernel, so checkpoints do
 not depend on it. It computes in float32; other matmul dtypes, hidden sizes the vector width
-does not divide, and non-CPU backends use the scan kernel instead.
+does not divide, non-CPU backends and runs over several devices use the scan kernel instead.
 """
 
 import ctypes
@@ -122,9 +122,13 @@ _fused.defvjp(_fused_fwd, _fused_bwd)
 
 
 def supports(w_hh: jax.Array) -> bool:
-  """Whether the fused kernel can run this recurrence (else the scan kernel does)."""
-  return (AVAILABLE and jax.default_backend() == "cpu" and w_hh.dtype == jnp.float32 and
-          w_hh.shape[0] % VECTOR_WIDTH == 0)
+  """Whether the fused kernel can run this recurrence (else the scan kernel does).
+
+  Only on a single CPU device: the custom call has no partitioning rule, so on a mesh of several
+  devices (or processes) XLA would gather its operands and run it replicated on every device.
+  """
+  return (AVAILABLE and jax.default_backend() == "cpu" and jax.device_count() == 1 and
+          w_hh.dtype == jnp.float32 and w_hh.shape[0] % VECTOR_WIDTH == 0)
 
 
 def cpu_fused(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *, reverse: bool,

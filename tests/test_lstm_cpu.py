@@ -121,3 +121,11 @@ def test_train_step_matches_scan_kernel():
   for leaf, ref_leaf in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
     np.testing.assert_allclose(leaf, ref_leaf, rtol=1e-4, atol=1e-5)
   assert float(ref_metrics["grad_norm/autoencoder"]) > 0
+
+
+def test_several_devices_use_the_scan_kernel(monkeypatch):
+  # The custom call has no partitioning rule; on a mesh XLA would run it replicated.
+  _, w_hh, _, _ = _inputs(2, 2, 32, constant=False)
+  assert lstm_cpu.supports(w_hh)
+  monkeypatch.setattr(jax, "device_count", lambda: 2)
+  assert not lstm_cpu.supports(w_hh)
