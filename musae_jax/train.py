@@ -215,7 +215,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                        examples_per_s=steps_per_s * config.batch_size)
         last_log_time, last_log_step = now, step
         writer.write(step, summary, prefix="train/")
-        progress.set_postfix(loss=f"{summary['loss/total']:.3f}",
+        progress.set_postfix(reconstruction=f"{summary['loss/reconstruction']:.3f}",
                              acc=f"{np.mean([summary[f'accuracy/{t}'] for t in TRACKS]):.3f}")
         final_metrics.update({f"train/{k}": v for k, v in summary.items()})
       if step % config.eval_every_steps == 0 or is_last:
