@@ -7,7 +7,7 @@ Running the same command again resumes from the newest complete checkpoint in wo
 import os
 import signal
 import time
-from typing import Any, Iterator
+from typing import Any
 
 from absl import logging
 import jax

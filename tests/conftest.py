@@ -33,3 +33,14 @@ def shared_data() -> pathlib.Path:
   if not (path / "midi").is_dir():
     pytest.skip(f"the development corpus is not in {path} (set MUSAE_SHARED)")
   return path
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory) -> str:
+  """The 2-bar dataset of the embedded demo songs, built once per test session (per worker)."""
+  from data_pipeline import build as data_build  # pylint: disable=g-import-not-at-top
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  data_dir = str(tmp_path_factory.mktemp("demo_tfds"))
+  data_build.build_dataset(str(repo / "demo_data" / "midi"), data_dir, 2,
+                           genres_file=str(repo / "demo_data" / "genres.json"), workers=1)
+  return data_dir

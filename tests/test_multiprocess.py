@@ -2,10 +2,8 @@
 
 import os
 import subprocess
+import sys
 
-import pytest
-
-from data_pipeline import build as data_build
 from data_pipeline import loader
 from tests import train_helpers
 from tests.train_helpers import REPO
@@ -17,16 +15,8 @@ _FIELDS = ("--config.batch_size=8", "--config.model.hidden_size=16", "--config.m
            "--config.eval_every_steps=6", "--config.num_eval_batches=1")
 
 
-@pytest.fixture(scope="module")
-def demo_data_dir(tmp_path_factory):
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
-  data_build.build_dataset(str(REPO / "demo_data" / "midi"), data_dir, 2,
-                           genres_file=str(REPO / "demo_data" / "genres.json"), workers=1)
-  return data_dir
-
-
 def _launch(workdir, data_dir, *launch_options):
-  env = dict(os.environ, PYTHON=os.environ.get("PYTHON", __import__("sys").executable))
+  env = dict(os.environ, PYTHON=os.environ.get("PYTHON", sys.executable))
   env.pop("XLA_FLAGS", None)
   command = ["bash", str(REPO / "launch.sh"), *launch_options, "--",
              "--config=configs/demo.py", f"--workdir={workdir}",

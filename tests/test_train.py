@@ -7,23 +7,15 @@ import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
 import pytest
 
-from data_pipeline import build as data_build
 from data_pipeline import loader
 from musae_jax import train
 from musae_jax.errors import UserError
 from tests import train_helpers
 from tests.train_helpers import REPO
-
-
-@pytest.fixture(scope="module")
-def demo_data_dir(tmp_path_factory):
-  """The 2-bar dataset of the embedded demo songs, built once for this module."""
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
-  data_build.build_dataset(str(REPO / "demo_data" / "midi"), data_dir, 2,
-                           genres_file=str(REPO / "demo_data" / "genres.json"), workers=1)
-  return data_dir
 
 
 def _num_genres(data_dir):
@@ -65,8 +57,7 @@ def test_nan_stops_training_and_keeps_last_checkpoint(demo_data_dir, tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
   assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()) == [4, 8]
   params = train_helpers.final_params(tmp_path, config, _num_genres(demo_data_dir))
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  assert all(np.isfinite(p).all() for p in __import__("jax").tree.leaves(params))
+  assert all(np.isfinite(p).all() for p in jax.tree.leaves(params))
 
 
 def test_mismatched_model_shape_is_a_clear_error(demo_data_dir, tmp_path):
