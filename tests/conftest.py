@@ -6,6 +6,9 @@ import tempfile
 
 import pytest
 
+# The tiny trained run the tests of the inference tools share.
+pytest_plugins = ["tests.conftest_run"]
+
 # Many tests (and the training subprocesses they start, which inherit the environment) compile
 # the same tiny models: a persistent compilation cache shared by the whole run compiles each
 # once. Set before anything imports JAX.

@@ -15,7 +15,7 @@ from musae_jax import generate
 from musae_jax import inference
 from musae_jax import music_metrics
 from musae_jax.errors import UserError
-from tests.conftest_run import DEMO_MIDI, REPO, trained_run  # pylint: disable=unused-import
+from tests.conftest_run import DEMO_MIDI, REPO
 
 
 def _demo_tokens():

@@ -14,7 +14,7 @@ from data_pipeline.tokens import TRACKS
 from musae_jax import generate
 from musae_jax import inference
 from musae_jax.errors import UserError
-from tests.conftest_run import DEMO_MIDI, REPO, trained_run  # pylint: disable=unused-import
+from tests.conftest_run import DEMO_MIDI, REPO
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
