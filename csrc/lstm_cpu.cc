@@ -597,28 +597,29 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
 
 }  // namespace
 
+namespace {
+
+// Operands and results that both forward handlers have; the training one also returns the gates.
+auto ForwardBinding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()   // x_proj
+      .Arg<ffi::Buffer<ffi::F32>>()   // w_hh
+      .Arg<ffi::Buffer<ffi::F32>>()   // h0
+      .Arg<ffi::Buffer<ffi::F32>>()   // c0
+      .Ret<ffi::Buffer<ffi::F32>>()   // hs
+      .Ret<ffi::Buffer<ffi::F32>>();  // cs
+}
+
+}  // namespace
+
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmForwardTrain, ForwardTrain,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // x_proj
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // w_hh
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // h0
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // c0
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // hs
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // cs
+                              ForwardBinding()
                                   .Ret<ffi::Buffer<ffi::F32>>()  // activated gates
                                   .Attr<bool>("reverse"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmForwardInfer, ForwardInfer,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // x_proj
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // w_hh
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // h0
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // c0
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // hs
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // cs
-                                  .Attr<bool>("reverse"));
+                              ForwardBinding().Attr<bool>("reverse"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmBackward, BackwardImpl,
                               ffi::Ffi::Bind()
