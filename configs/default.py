@@ -44,7 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.prior = "gaussian"  # "gaussian" (N(0, I)) or "flower" (one component per genre).
   config.model.flower_radial_variance = 0.1  # Flower prior: variance along the radius (a_1).
   config.model.flower_other_variance = 0.001  # Flower prior: variance in every other direction (a_2).
-  config.model.lstm_impl = "auto"  # LSTM kernel: "auto", "scan" (custom VJP), or "reference".
+  config.model.lstm_impl = "auto"  # LSTM kernel: "auto", "cpu_fused", "scan" (custom VJP), "reference".
   config.model.dtype = "float32"  # Compute dtype of the matmuls: "float32" or "bfloat16".
 
   config.optim = ml_collections.ConfigDict()

@@ -143,10 +143,11 @@ AUTO_PREFERENCE: list[str] = ["scan"]
 
 def resolve_impl(impl: str) -> str:
   """The registered kernel name that impl ("auto" or a name) stands for."""
+  # The optional fused CPU kernel registers itself ("cpu_fused", first in AUTO_PREFERENCE when
+  # built) on import, logging one notice when it is not built; it falls back to "scan" wherever
+  # it does not apply.
+  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top,unused-import
   if impl == "auto":
-    # The optional fused CPU kernel registers itself (first in AUTO_PREFERENCE) on import, and
-    # logs one notice when it is not built; it falls back to "scan" wherever it does not apply.
-    from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top,unused-import
     impl = next(name for name in AUTO_PREFERENCE if name in IMPLEMENTATIONS)
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f"Unknown LSTM implementation {impl!r}; known: {sorted(IMPLEMENTATIONS)} "
