@@ -164,7 +164,15 @@ class TimedPool:
         if worker.ready and len(worker.queue) < self._chunk_size:
           chunk = take(self._chunk_size)
           if chunk:
-            worker.send(chunk)
+            try:
+              worker.send(chunk)
+            except OSError:  # The worker died since the last check (a crash in its task).
+              for _ in chunk:
+                worker.queue.pop()
+              retry.extendleft(reversed(chunk))
+              if not worker.queue:  # Nothing of its own to blame: just replace it.
+                self._fail_head(worker, "crash", done, retry)
+              # Otherwise its closed pipe is read below, failing the task that killed it.
       while next_out in done:
         yield done.pop(next_out)
         next_out += 1
