@@ -32,7 +32,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.build_workers = 0  # Processes used to build the dataset (0 = all cores).
   config.data.transpose_min = -5  # Lowest random transposition (semitones) for pitched tracks.
   config.data.transpose_max = 6  # Highest random transposition (semitones) for pitched tracks.
-  config.data.shuffle_buffer_seed_offset = 0  # Added to seed for the data order (0 = same as seed).
   config.data.loader_workers = 0  # grain worker processes (0 = load in the main process).
 
   config.model = ml_collections.ConfigDict()

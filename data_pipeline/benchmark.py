@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 
 from data_pipeline import build
+from data_pipeline import genres as genres_lib
 from data_pipeline import loader
 from data_pipeline import song as song_lib
 from data_pipeline.musae_windows import builder as builder_lib
@@ -48,7 +49,7 @@ def time_extraction(midi_dir: str, bars: int, max_files: int) -> tuple[int, floa
 
   CPU seconds give the rate of one otherwise idle core even on a busy machine.
   """
-  paths = builder_lib.list_midi_files(midi_dir)
+  paths = genres_lib.list_midi_files(midi_dir)
   step = max(1, len(paths) // max_files)
   sample = [os.path.join(midi_dir, p) for p in paths[::step][:max_files]]
   start, start_cpu = time.perf_counter(), time.process_time()

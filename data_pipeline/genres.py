@@ -139,3 +139,16 @@ def k_hot(tags: Iterable[str], vocabulary: Sequence[str]) -> np.ndarray:
     if tag in index:
       vector[index[tag]] = 1.0
   return vector
+
+
+def list_midi_files(midi_dir: str) -> list[str]:
+  """Paths (relative, "/"-separated, sorted) of the MIDI files under midi_dir: what a build
+  reads and what a labels file can name."""
+  found = []
+  for root, dirs, files in os.walk(midi_dir, followlinks=True):
+    dirs.sort()
+    for name in files:
+      if os.path.splitext(name)[1].lower() in MIDI_EXTENSIONS:
+        relative = os.path.relpath(os.path.join(root, name), midi_dir)
+        found.append(relative.replace(os.sep, "/"))
+  return sorted(found)

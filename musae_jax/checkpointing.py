@@ -56,12 +56,10 @@ def read_run_genres(workdir: str) -> list[str]:
     return json.load(f)
 
 
-def _field(config: Any, dotted: str) -> Any:
+def _field(config: dict, dotted: str) -> Any:
   value = config
   for part in dotted.split("."):
-    value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
-    if value is None:
-      return None
+    value = value.get(part) if isinstance(value, dict) else None
   return value
 
 

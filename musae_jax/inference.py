@@ -313,11 +313,10 @@ def split_windows(data_dir: str, bars: int, split: str, max_windows: int = 0,
 
 
 def midi_files(midi_dir: str) -> list[str]:
-  """Every MIDI file under a folder, sorted (a UserError if there is none)."""
+  """Every MIDI file under a folder, as the build lists them (a UserError if there is none)."""
   if not os.path.isdir(midi_dir):
     raise UserError(f"--midi_dir={midi_dir}: not a folder.")
-  paths = sorted(os.path.join(root, name) for root, _, names in os.walk(midi_dir)
-                 for name in names if name.lower().endswith(genres_lib.MIDI_EXTENSIONS))
+  paths = [os.path.join(midi_dir, relative) for relative in genres_lib.list_midi_files(midi_dir)]
   if not paths:
     raise UserError(f"--midi_dir={midi_dir}: no .mid or .midi file in it.")
   return paths

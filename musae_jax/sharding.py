@@ -27,8 +27,8 @@ def initialize_distributed(coordinator_address: str = "", num_processes: int = 0
   under_slurm = int(os.environ.get("SLURM_NTASKS", "1")) > 1
   if not (explicit or under_slurm):
     return
-  if os.environ.get("JAX_PLATFORMS", "").startswith("cpu") or not _has_accelerator_plugin():
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # Only the CPU backend reads this (cross-process collectives of CPU devices); GPUs use NCCL.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if explicit:
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id)
@@ -36,14 +36,6 @@ def initialize_distributed(coordinator_address: str = "", num_processes: int = 0
     jax.distributed.initialize()
   logging.info("Process %d of %d, %d local of %d devices.", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
-
-
-def _has_accelerator_plugin() -> bool:
-  try:
-    import jax_cuda12_plugin  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-    return True
-  except ImportError:
-    return False
 
 
 def make_mesh() -> Mesh:

@@ -141,7 +141,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   checkpoints = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
   try:
     train_data = loader.train_iterator(data.data_dir, data.bars, per_process_batch,
-                                       config.seed + data.shuffle_buffer_seed_offset,
+                                       config.seed,
                                        transpose=(data.transpose_min, data.transpose_max),
                                        process_index=jax.process_index(),
                                        process_count=jax.process_count(),

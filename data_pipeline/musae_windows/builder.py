@@ -92,18 +92,6 @@ def dataset_dir(data_dir: str, bars: int) -> str:
   return os.path.join(data_dir, MusaeWindows.name, config_name(bars), str(MusaeWindows.VERSION))
 
 
-def list_midi_files(midi_dir: str) -> list[str]:
-  """Paths (relative, "/"-separated, sorted) of the MIDI files under midi_dir."""
-  found = []
-  for root, dirs, files in os.walk(midi_dir, followlinks=True):
-    dirs.sort()
-    for name in files:
-      if os.path.splitext(name)[1].lower() in MIDI_EXTENSIONS:
-        relative = os.path.relpath(os.path.join(root, name), midi_dir)
-        found.append(relative.replace(os.sep, "/"))
-  return sorted(found)
-
-
 def read_artists(manifest: str) -> dict[str, str]:
   """{path relative to the MIDI folder: artist} from a CSV with `path` and `artist` columns."""
   try:
@@ -249,7 +237,7 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
     midi_dir = self._midi_dir
     if not os.path.isdir(midi_dir):
       raise BuildError(f"{midi_dir}: not a folder")
-    files = list_midi_files(midi_dir)
+    files = genres_lib.list_midi_files(midi_dir)
     if not files:
       raise BuildError(f"{midi_dir}: no MIDI files ({', '.join(MIDI_EXTENSIONS)}) in it")
     artists = read_artists(self._manifest) if self._manifest else {}
