@@ -452,14 +452,16 @@ struct WorkQueue {
 };
 
 // Runs body(group, begin, end) over ranges of [0, rows) of every group, the caller working too;
-// returns when every unit has finished. Rows are split only as much as needed to give every
-// thread a unit.
+// returns when every unit has finished. Rows are split until there are two units per thread: a
+// helper that starts late (XLA's pool runs other work of the step at the same time) still finds
+// work. The split costs little: a range runs in tiles of up to 6 rows, each reading w_hh once a
+// step, and ranges of 6 rows or more add at most one partial tile each.
 template <typename Body>
 void RunUnits(ffi::ThreadPool& pool, int64_t groups, int64_t rows, const Body& body) {
   const int64_t threads = std::max<int64_t>(1, pool.num_threads());
   int64_t chunks = 1;
-  if (groups < threads) chunks = (threads + groups - 1) / groups;
-  chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, rows / 4));  // >= 4 rows a chunk
+  if (groups < 2 * threads) chunks = (2 * threads + groups - 1) / groups;
+  chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, rows / 6));  // >= 6 rows a chunk
   const int64_t units = groups * chunks;
   auto queue = std::make_shared<WorkQueue>();
   auto work = [queue, &body, units, chunks, rows]() {

@@ -25,6 +25,7 @@ from absl import flags
 
 from configs import default as default_config
 from data_pipeline.tokens import NUM_CLASSES, STEPS_PER_BAR, TRACKS
+from musae_jax import host_memory
 
 _BARS = flags.DEFINE_integer("bars", 2, "Window length in bars (16 steps per bar).")
 _HIDDEN = flags.DEFINE_integer("hidden", 256, "LSTM units (and the critic's hidden units).")
@@ -156,6 +157,7 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  kept = host_memory.keep_freed_memory()  # As the trainer does; before JAX starts its threads.
   try:
     record = run(_BARS.value, _HIDDEN.value, _LATENT.value, _BATCH.value, _PRIOR.value,
                  _DTYPE.value, _STEPS.value, _WARMUP.value, _IMPL.value, _GENRES.value,
@@ -163,6 +165,7 @@ def main(argv):
   except ValueError as error:  # Bad sizes or an unknown kernel name: one line, no traceback.
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
+  record["keep_freed_memory"] = kept
   print(json.dumps(record))
 
 

@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from musae_jax import host_memory
 from musae_jax.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
@@ -37,6 +38,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_OnlyWarningsFromLibraries())
+  host_memory.keep_freed_memory()  # Before JAX starts its threads.
   # Imported here so that --help stays fast and flags parse before JAX starts.
   from musae_jax import sharding  # pylint: disable=g-import-not-at-top
   from musae_jax import train  # pylint: disable=g-import-not-at-top

@@ -11,6 +11,7 @@ import ml_collections
 from flax import nnx
 
 from data_pipeline.tokens import NUM_CLASSES, NUM_TRACKS, TRACKS
+from musae_jax import lstm
 from musae_jax.lstm import LSTM
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -136,8 +137,20 @@ class MusAE(nnx.Module):
 
   def decode(self, z: jax.Array, num_steps: int) -> jax.Array:
     """z [B, N_z] -> logits [B, T, 4, 130] (float32)."""
-    logits = jnp.stack([self.decoders[track](z, num_steps) for track in TRACKS], axis=2)
-    return logits.transpose(1, 0, 2, 3)
+    first = self.decoders[TRACKS[0]]
+    recurrent_weights = first.layers[0].w_hh[...].astype(first.layers[0].dtype)
+    if not lstm.batches_well(first.layers[0].impl, recurrent_weights):
+      logits = jnp.stack([self.decoders[track](z, num_steps) for track in TRACKS], axis=2)
+      return logits.transpose(1, 0, 2, 3)
+    # The four decoders have the same structure, so they can run as one: their parameters are
+    # stacked on a leading track axis and one decoder is vmapped over it. Every LSTM kernel call
+    # then carries the four tracks' recurrences at once and each input projection is one
+    # batched matmul. Parameters stay one set per track (checkpoints name them by track).
+    stacked = jax.tree.map(lambda *params: jnp.stack(params),
+                           *[nnx.state(self.decoders[track]) for track in TRACKS])
+    graphdef = nnx.graphdef(first)
+    logits = jax.vmap(lambda params: nnx.merge(graphdef, params)(z, num_steps))(stacked)
+    return logits.transpose(2, 1, 0, 3)  # [4, T, B, 130] -> [B, T, 4, 130]
 
   def critic(self, z: jax.Array, genres_one_hot: jax.Array | None = None) -> jax.Array:
     """z [B, N_z] (+ component one-hot [B, K] with the flower prior) -> scores [B]."""

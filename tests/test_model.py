@@ -10,6 +10,7 @@ import pytest
 
 from configs import default
 from data_pipeline.tokens import NUM_CLASSES, SILENT, TRACKS
+from musae_jax import lstm
 from musae_jax.model import MusAE
 
 BATCH, STEPS = 3, 8
@@ -114,6 +115,23 @@ def test_fast_and_reference_lstm_kernels_give_the_same_model_and_gradients():
   np.testing.assert_allclose(value, ref_value, rtol=1e-6)
   for grad, ref_grad in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_decoders_run_batched_or_one_by_one_with_the_same_results(monkeypatch):
+  # On CPU the scan kernels run the four decoders one by one; force the batched (vmapped) path
+  # that accelerators and the fused CPU kernel take, and compare outputs and gradients.
+  assert not lstm.batches_well("reference", jnp.zeros((12, 48)))
+  model = MusAE(_model_config(lstm_impl="reference"), num_genres=0, rngs=nnx.Rngs(0))
+  z = jax.random.normal(jax.random.key(3), (BATCH, 6))
+  decode = lambda: nnx.jit(lambda model, z: model.decode(z, STEPS))(model, z)  # Traced anew.
+  one_by_one = decode()
+  value, grads = _reconstruction_and_grads("reference")
+  monkeypatch.setitem(lstm.BATCHES_WELL, "reference", lambda w_hh: True)
+  np.testing.assert_allclose(decode(), one_by_one, rtol=1e-6, atol=1e-7)
+  batched_value, batched_grads = _reconstruction_and_grads.__wrapped__("reference")
+  np.testing.assert_allclose(batched_value, value, rtol=1e-6)
+  for grad, ref_grad in zip(jax.tree.leaves(batched_grads), jax.tree.leaves(grads)):
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-7)
 
 
 def test_bfloat16_compute_keeps_float32_parameters_and_close_outputs():
