@@ -93,6 +93,26 @@ def test_one_hot_projection_is_the_one_hot_matmul():
                              rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_input_matmul_gradients_equal_autodiff_of_the_plain_matmul(dtype):
+  keys = jax.random.split(jax.random.key(4), 3)
+  x = jax.random.normal(keys[0], (5, 3, 8)).astype(dtype)  # [T, B, I]
+  w = jax.random.normal(keys[1], (8, 16)).astype(dtype)
+  weights = jax.random.normal(keys[2], (5, 3, 16))
+  loss = lambda matmul: lambda x, w: jnp.sum(weights * matmul(x, w))
+  plain = lambda x, w: jnp.dot(x, w, preferred_element_type=jnp.float32)
+  grads = jax.jit(jax.grad(loss(lstm.input_matmul), argnums=(0, 1)))(x, w)
+  ref_grads = jax.jit(jax.grad(loss(plain), argnums=(0, 1)))(x, w)
+  for grad, ref_grad in zip(grads, ref_grads):
+    assert grad.dtype == ref_grad.dtype == dtype
+    np.testing.assert_allclose(np.float32(grad), np.float32(ref_grad), rtol=1e-5, atol=1e-5)
+  # Under vmap too (MusAE's decoders run batched over tracks).
+  batched = jax.vmap(jax.grad(loss(lstm.input_matmul), argnums=1))(x[None].repeat(2, 0),
+                                                                    w[None].repeat(2, 0))
+  np.testing.assert_allclose(np.float32(batched[1]), np.float32(ref_grads[1]), rtol=1e-5,
+                             atol=1e-5)
+
+
 def test_split_input_projection_equals_concatenated_input():
   layer = lstm.LSTM(6, HIDDEN, rngs=nnx.Rngs(0))
   a, b = jax.random.normal(jax.random.key(0), (2, STEPS, BATCH, 3))
