@@ -200,8 +200,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   with _StopRequest() as stop, _progress(first_step, config.num_train_steps) as progress:
     step = first_step
+    input_seconds = 0.0  # Host time spent getting batches since the last log line.
     while step < config.num_train_steps:
+      input_start = time.perf_counter()
       batch = sharding.global_batch(next(train_data), mesh)
+      input_seconds += time.perf_counter() - input_start
       state, metrics = train_step(state, batch)
       history.append(metrics)
       step += 1
@@ -211,9 +214,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         summary = flush_history(step)
         now = time.time()
         steps_per_s = (step - last_log_step) / max(now - last_log_time, 1e-9)
+        # input_ms_per_step next to the step time shows whether the loader keeps up (steps run
+        # asynchronously, so the device computes while the host fetches the next batch).
         summary.update(steps_per_s=steps_per_s,
-                       examples_per_s=steps_per_s * config.batch_size)
-        last_log_time, last_log_step = now, step
+                       examples_per_s=steps_per_s * config.batch_size,
+                       input_ms_per_step=1e3 * input_seconds / max(step - last_log_step, 1))
+        last_log_time, last_log_step, input_seconds = now, step, 0.0
         writer.write(step, summary, prefix="train/")
         progress.set_postfix(reconstruction=f"{summary['loss/reconstruction']:.3f}",
                              acc=f"{np.mean([summary[f'accuracy/{t}'] for t in TRACKS]):.3f}")

@@ -33,6 +33,9 @@ def test_run_writes_checkpoints_config_metrics_and_events(demo_data_dir, tmp_pat
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   train_steps = [l["step"] for l in lines if "train/loss/total" in l]
   assert train_steps == [4, 8, 12]
+  timing = [l for l in lines if "train/steps_per_s" in l]
+  assert len(timing) == 3 and all(
+      l["train/steps_per_s"] > 0 and l["train/input_ms_per_step"] > 0 for l in timing)
   assert any("validation/accuracy/drums" in l for l in lines)
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
   assert 0.0 <= metrics["validation/accuracy/mean"] <= 1.0
