@@ -5,8 +5,10 @@ r"""Runs musae_jax's training-step benchmark and the PyTorch reference side by s
       [--torch_script=PATH] [--torch_python=PYTHON] [--out=results.jsonl]
 
 A shape is bars,hidden,latent,batch. Each repeat runs every program once, one after the other
-(torch first, then each JAX kernel), so that every ratio compares runs made under the same load
-of the machine; the ratio printed is the median over repeats of ours / torch in the same repeat.
+(torch, torch_km, then each JAX kernel), so that every ratio compares runs made under the same
+load of the machine; the ratio printed is the median over repeats of ours / torch in the same
+repeat. torch_km is torch with the glibc malloc settings musae-jax applies to itself
+(--notorch_kept_memory leaves it out).
 torch runs with --flush-denormal (XLA flushes denormals too) and --threads as given; JAX uses all
 the cores it sees (restrict both with --taskset). torch is not a dependency of the project: install it next to it (a CPU build)
 or name another interpreter with --torch_python.
@@ -39,14 +41,24 @@ _TORCH_SCRIPT = flags.DEFINE_string("torch_script", str(_DEFAULT_TORCH / "torch_
 _TORCH_PYTHON = flags.DEFINE_string("torch_python", sys.executable,
                                     "Python interpreter that has torch.")
 _OUT = flags.DEFINE_string("out", "", "Also append every run's JSON record to this file.")
+_TORCH_KEPT_MEMORY = flags.DEFINE_bool(
+    "torch_kept_memory", True, "Also run torch with the glibc malloc settings musae-jax applies to "
+    "itself (musae_jax/host_memory.py, through the equivalent MALLOC_* environment variables), as "
+    "program torch_km, and give our ratio to it too: the fair comparison of the kernels.")
 _TASKSET = flags.DEFINE_string("taskset", "", "Run both programs on these CPUs only (taskset -c "
                                "LIST), e.g. 1 with --threads=1 for a one-core comparison.")
 
 
-def _run(command: list[str]) -> dict:
+# host_memory.keep_freed_memory() as environment variables (read by glibc at start-up).
+_KEPT_MEMORY_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0",
+                    "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+
+
+def _run(command: list[str], env: dict | None = None) -> dict:
   if _TASKSET.value:
     command = ["taskset", "-c", _TASKSET.value] + command
-  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False,
+                          env=None if env is None else {**os.environ, **env})
   lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
   if result.returncode != 0 or not lines:
     raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
@@ -74,21 +86,25 @@ def main(argv):
   if not pathlib.Path(_TORCH_SCRIPT.value).exists():
     sys.exit(f"error: --torch_script {_TORCH_SCRIPT.value} does not exist")
   out = open(_OUT.value, "a") if _OUT.value else None
+  references = ["torch"] + (["torch_km"] if _TORCH_KEPT_MEMORY.value else [])
   rows = []
   for shape in _SHAPES.value:
     bars, hidden, latent, batch = (int(v) for v in shape.split(","))
-    samples = {name: [] for name in ["torch"] + _IMPLS.value}
+    samples = {name: [] for name in references + _IMPLS.value}
     ms = {name: [] for name in samples}
     gflops = {name: [] for name in samples}
-    ratios = {impl: [] for impl in _IMPLS.value}
+    ratios = {(impl, ref): [] for impl in _IMPLS.value for ref in references}
     for repeat in range(_REPEATS.value):
-      programs = [("torch", _torch_command(bars, hidden, latent, batch))]
-      programs += [(impl, _jax_command(bars, hidden, latent, batch, impl))
+      torch_command = _torch_command(bars, hidden, latent, batch)
+      programs = [("torch", torch_command, None)]
+      if _TORCH_KEPT_MEMORY.value:
+        programs.append(("torch_km", torch_command, _KEPT_MEMORY_ENV))
+      programs += [(impl, _jax_command(bars, hidden, latent, batch, impl), None)
                    for impl in _IMPLS.value]
       this_round = {}
-      for name, command in programs:
+      for name, command, env in programs:
         load = os.getloadavg()[0]
-        record = _run(command)
+        record = _run(command, env)
         record.update(program=name, shape=shape, repeat=repeat, load_before=round(load, 2))
         if out:
           out.write(json.dumps(record) + "\n")
@@ -99,17 +115,19 @@ def main(argv):
         gflops[name].append(record.get("gflop_per_s", record.get("achieved_gflop_per_s")))
         print(f"  {shape} repeat {repeat} {name:10s} {record['step_ms_median']:9.1f} ms/step "
               f"{record['samples_per_s']:8.2f} samples/s (load {load:.1f})", flush=True)
-      for impl in _IMPLS.value:
-        ratios[impl].append(this_round[impl] / this_round["torch"])
+      for impl, ref in ratios:
+        ratios[(impl, ref)].append(this_round[impl] / this_round[ref])
     for name in samples:
-      ratio = ratios.get(name)
+      ratio_text = "  ".join(
+          f"{statistics.median(r):.2f}x [{min(r):.2f}-{max(r):.2f}]"
+          for r in (ratios.get((name, ref)) for ref in references) if r)
       rows.append((shape, name, statistics.median(ms[name]), min(ms[name]), max(ms[name]),
                    statistics.median(samples[name]), statistics.median(gflops[name]),
-                   None if ratio is None else (statistics.median(ratio), min(ratio), max(ratio))))
+                   ratio_text))
   print(f"\n{'bars,H,Z,B':16s} {'program':10s} {'ms/step median [min-max]':>28s} "
-        f"{'samples/s':>10s} {'GFLOP/s':>8s}  ratio to torch median [min-max]")
-  for shape, name, med, lo, hi, sps, gf, ratio in rows:
-    ratio_text = "" if ratio is None else f"{ratio[0]:.2f}x [{ratio[1]:.2f}-{ratio[2]:.2f}]"
+        f"{'samples/s':>10s} {'GFLOP/s':>8s}  ratio to {' | to '.join(references)}: "
+        "median [min-max]")
+  for shape, name, med, lo, hi, sps, gf, ratio_text in rows:
     print(f"{shape:16s} {name:10s} {med:10.1f} [{lo:7.1f}-{hi:7.1f}] {sps:10.2f} {gf:8.1f}  "
           f"{ratio_text}")
 
