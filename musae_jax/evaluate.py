@@ -29,6 +29,7 @@ from absl import logging
 import numpy as np
 
 from data_pipeline.tokens import TRACKS
+from musae_jax import host_memory
 from musae_jax import inference
 from musae_jax import music_metrics
 from musae_jax import plots
@@ -327,6 +328,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)
+  host_memory.keep_freed_memory()  # Before JAX starts its threads.
   f = flags.FLAGS
   try:
     check_data_flags(f.split, f.midi_dir, f.genres)

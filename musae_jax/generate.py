@@ -30,6 +30,7 @@ import numpy as np
 
 from data_pipeline import midi_io
 from musae_jax import attributes
+from musae_jax import host_memory
 from musae_jax import inference
 from musae_jax import plots
 from musae_jax.errors import UserError
@@ -214,6 +215,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)
+  host_memory.keep_freed_memory()  # Before JAX starts its threads.
   try:
     f = flags.FLAGS
     outputs = generate(f.workdir, f.mode, f.out, input=f.input, input2=f.input2,
