@@ -451,17 +451,29 @@ struct WorkQueue {
   std::atomic<int64_t> done{0};
 };
 
+// Rows of one range run in tiles of up to kRowsPerTile rows, each reading w_hh once a step.
+int64_t TilesPerGroup(int64_t rows, int64_t chunks) {
+  int64_t tiles = 0;
+  for (int64_t c = 0; c < chunks; ++c)
+    tiles += (rows * (c + 1) / chunks - rows * c / chunks + kRowsPerTile - 1) / kRowsPerTile;
+  return tiles;
+}
+
 // Runs body(group, begin, end) over ranges of [0, rows) of every group, the caller working too;
-// returns when every unit has finished. Rows are split until there are two units per thread: a
-// helper that starts late (XLA's pool runs other work of the step at the same time) still finds
-// work. The split costs little: a range runs in tiles of up to 6 rows, each reading w_hh once a
-// step, and ranges of 6 rows or more add at most one partial tile each.
+// returns when every unit has finished. Rows are split to give every thread a unit, and further,
+// up to two units per thread, where that adds no row tile (64 rows on 2 threads: 4 ranges of 16,
+// 12 tiles either way; 32 rows: 2 ranges, as 4 ranges of 8 would take 8 tiles instead of 6). A
+// helper that starts late (XLA's pool runs other work of the step at the same time) then still
+// finds work.
 template <typename Body>
 void RunUnits(ffi::ThreadPool& pool, int64_t groups, int64_t rows, const Body& body) {
   const int64_t threads = std::max<int64_t>(1, pool.num_threads());
-  int64_t chunks = 1;
-  if (groups < 2 * threads) chunks = (2 * threads + groups - 1) / groups;
-  chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, rows / 6));  // >= 6 rows a chunk
+  int64_t chunks = groups < threads ? (threads + groups - 1) / groups : 1;
+  chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, rows / 4));  // >= 4 rows a range
+  const int64_t tiles = TilesPerGroup(rows, chunks);
+  while (groups * chunks < 2 * threads && chunks * 2 <= rows / 4 &&
+         TilesPerGroup(rows, chunks * 2) <= tiles)
+    chunks *= 2;
   const int64_t units = groups * chunks;
   auto queue = std::make_shared<WorkQueue>();
   auto work = [queue, &body, units, chunks, rows]() {

@@ -143,9 +143,5 @@ def cpu_fused(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, 
 
 # Registered even when not built (it then runs the scan kernel), so a config naming it still runs.
 lstm.IMPLEMENTATIONS[NAME] = cpu_fused
-# The kernel shares a call's recurrences out over its threads: four at once keep both of a 2-core
-# machine's cores on whole recurrences (measured 5% faster MusAE steps than four calls).
-# Where it falls back to the scan kernel, the scan kernel's preference holds.
-lstm.BATCHES_WELL[NAME] = lambda w_hh: supports(w_hh) or lstm.scan_batches_well(w_hh)
 if AVAILABLE and NAME not in lstm.AUTO_PREFERENCE:
   lstm.AUTO_PREFERENCE.insert(0, NAME)
