@@ -248,6 +248,37 @@ def _input_matmul_cpu_bwd(residuals, d_out):
 _input_matmul_cpu.defvjp(_input_matmul_cpu_fwd, _input_matmul_cpu_bwd)
 
 
+@jax.custom_vjp
+def _sum_of_rows(table: jax.Array, indices: jax.Array) -> jax.Array:
+  """table [V, G], indices int [..., k] -> [..., G]: the sum of the k indexed rows of table.
+
+  Forward: one gather per hot index, added as it goes (XLA fuses the adds into the gathers; one
+  gather of all k rows materialises [..., k, G] first). Backward: one scatter-add of the output
+  gradient to all k rows, instead of the k scatters autodiff would make of the k gathers (XLA
+  lowered some of those to loops). Measured on the 2-bar step against the single gather-then-sum:
+  2-3% faster at H 256, no slower at the demo's size, where the k-gathers form under autodiff was
+  up to 25% slower in some runs. The indices come from tokens checked at load time.
+  """
+  out = table.at[indices[..., 0]].get(mode="promise_in_bounds")
+  for k in range(1, indices.shape[-1]):
+    out = out + table.at[indices[..., k]].get(mode="promise_in_bounds")
+  return out
+
+
+def _sum_of_rows_fwd(table, indices):
+  return _sum_of_rows(table, indices), (indices, table.shape)
+
+
+def _sum_of_rows_bwd(residuals, d_out):
+  indices, shape = residuals
+  updates = jnp.broadcast_to(d_out[..., None, :], indices.shape + shape[-1:])
+  d_table = jnp.zeros(shape, d_out.dtype).at[indices].add(updates, mode="promise_in_bounds")
+  return d_table, None
+
+
+_sum_of_rows.defvjp(_sum_of_rows_fwd, _sum_of_rows_bwd)
+
+
 class LSTM(nnx.Module):
   """The weights of one unidirectional LSTM layer and the two halves of running it.
 
@@ -283,13 +314,7 @@ class LSTM(nnx.Module):
 
   def project_one_hot(self, indices: jax.Array) -> jax.Array:
     """x @ w_ih + b for a k-hot x given by its hot indices [..., k]: a gather-sum of k rows."""
-    # One gather per hot index, added as it goes: XLA fuses the adds into the gathers instead
-    # of materialising the gathered rows [..., k, 4H] first (3x slower at MusAE's sizes). The
-    # indices come from tokens checked at load time, so the gathers need no range handling.
-    w_ih, out = self.w_ih[...], self.b[...]
-    for k in range(indices.shape[-1]):
-      out = out + w_ih.at[indices[..., k]].get(mode="promise_in_bounds")
-    return out
+    return _sum_of_rows(self.w_ih[...], indices) + self.b[...]
 
   def __call__(self, x_proj: jax.Array, h0: jax.Array, c0: jax.Array, *, reverse: bool = False,
                num_steps: int | None = None) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:

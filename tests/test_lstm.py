@@ -91,6 +91,15 @@ def test_one_hot_projection_is_the_one_hot_matmul():
   one_hot = jax.nn.one_hot(indices, 12).sum(axis=-2)
   np.testing.assert_allclose(layer.project_one_hot(indices), layer.project(one_hot),
                              rtol=1e-6, atol=1e-6)
+  # Same gradient too (the gather-sum has its own VJP), repeated indices included.
+  indices = jnp.array([[[0, 5, 11], [2, 2, 4]], [[7, 0, 0], [11, 3, 9]]])
+  one_hot = jax.nn.one_hot(indices, 12).sum(axis=-2)
+  weights = jax.random.normal(jax.random.key(1), (2, 2, 4 * HIDDEN))
+  loss = lambda project, x: lambda layer: jnp.sum(weights * project(layer, x))
+  grads = nnx.grad(loss(lstm.LSTM.project_one_hot, indices))(layer)
+  ref_grads = nnx.grad(loss(lstm.LSTM.project, one_hot))(layer)
+  np.testing.assert_allclose(grads["w_ih"][...], ref_grads["w_ih"][...], rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(grads["b"][...], ref_grads["b"][...], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
