@@ -155,28 +155,16 @@ def resolve_impl(impl: str) -> str:
   return impl
 
 
-# Name -> predicate(w_hh): whether that kernel runs several independent recurrences of one shape
-# faster as one call vmapped over a leading axis than one after another. Kernels not listed use
-# scan_batches_well.
-BATCHES_WELL: dict[str, Callable[[jax.Array], bool]] = {}
+def batches_well() -> bool:
+  """Whether independent recurrences of one shape (MusAE's four track decoders) should run as one
+  call vmapped over a leading axis rather than one after another.
 
-
-def scan_batches_well(w_hh: jax.Array) -> bool:
-  del w_hh
-  # The scan kernels: on an accelerator one loop with 4x wider matmuls beats 4 loops (a quarter
-  # of the sequential steps, each a kernel launch). On CPU, separate loops measured 15-20%
-  # faster in MusAE's step: XLA overlaps independent loops on its threads.
-  return jax.default_backend() != "cpu"
-
-
-def batches_well(impl: str, w_hh: jax.Array) -> bool:
-  """Whether independent recurrences (e.g. MusAE's four track decoders) should run as one call.
-
-  w_hh is one recurrence's recurrent weight matrix in its matmul dtype (kernels accept or
-  decline work by dtype and size).
+  On an accelerator, yes: one loop with 4x wider matmuls has a quarter of the sequential steps,
+  each a kernel launch (expected, not measured: no GPU was available). On CPU, no: measured in
+  MusAE's step, the scan kernel was 15-20% slower batched (XLA overlaps independent loops on its
+  threads) and the fused kernel gained nothing at H 256 and lost 10% at the demo's H 128.
   """
-  name = resolve_impl(impl)
-  return BATCHES_WELL.get(name, scan_batches_well)(w_hh)
+  return jax.default_backend() != "cpu"
 
 
 def lstm_recurrence(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *,

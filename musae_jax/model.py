@@ -137,9 +137,7 @@ class MusAE(nnx.Module):
 
   def decode(self, z: jax.Array, num_steps: int) -> jax.Array:
     """z [B, N_z] -> logits [B, T, 4, 130] (float32)."""
-    first = self.decoders[TRACKS[0]]
-    recurrent_weights = first.layers[0].w_hh[...].astype(first.layers[0].dtype)
-    if not lstm.batches_well(first.layers[0].impl, recurrent_weights):
+    if not lstm.batches_well():
       logits = jnp.stack([self.decoders[track](z, num_steps) for track in TRACKS], axis=2)
       return logits.transpose(1, 0, 2, 3)
     # The four decoders have the same structure, so they can run as one: their parameters are
@@ -148,7 +146,7 @@ class MusAE(nnx.Module):
     # batched matmul. Parameters stay one set per track (checkpoints name them by track).
     stacked = jax.tree.map(lambda *params: jnp.stack(params),
                            *[nnx.state(self.decoders[track]) for track in TRACKS])
-    graphdef = nnx.graphdef(first)
+    graphdef = nnx.graphdef(self.decoders[TRACKS[0]])
     logits = jax.vmap(lambda params: nnx.merge(graphdef, params)(z, num_steps))(stacked)
     return logits.transpose(2, 1, 0, 3)  # [4, T, B, 130] -> [B, T, 4, 130]
 
