@@ -20,7 +20,7 @@ bfloat16 for bf16 matmuls); states, gates and accumulation stay float32.
 """
 
 import functools
-from typing import Callable, Protocol
+from typing import Protocol
 
 from flax import nnx
 import jax
