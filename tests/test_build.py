@@ -14,6 +14,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -215,12 +216,18 @@ def test_direct_writer_matches_tfds_writer_for_any_worker_count(shared_data, tmp
         np.testing.assert_array_equal(ours[name], theirs[name])
 
 
-def test_a_split_without_songs_is_left_out(shared_data, tmp_path):
+def test_a_split_without_songs_is_left_out(shared_data, tmp_path, monkeypatch):
   midi = tmp_path / "midi"
   midi.mkdir()
   shutil.copy(shared_data / "midi" / GOOD[0], midi / "song.mid")
   data_dir = str(tmp_path / "tfds")
+  temporary = tmp_path / "tmp"
+  temporary.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(temporary))
   stats = build.build_dataset(str(midi), data_dir, 2, workers=1, validation_fraction=0.0)
+  # Nothing left behind in the temporary directory (multiprocessing's own pymp-* directory goes
+  # at interpreter exit).
+  assert not [p.name for p in temporary.iterdir() if not p.name.startswith("pymp-")]
   assert stats["examples_per_split"]["validation"] == 0 < stats["examples_per_split"]["train"]
   sources = tfds.data_source("musae_windows/2bar", data_dir=data_dir)
   assert list(sources) == ["train"]

@@ -181,7 +181,7 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     vocabulary = self.genre_vocabulary
-    return self.dataset_info_from_configs(
+    info = self.dataset_info_from_configs(
         features=example_codec.features(self.bars * tokens_lib.STEPS_PER_BAR, len(vocabulary)),
         metadata=tfds.core.MetadataDict(genre_vocabulary=vocabulary),
         description=_DESCRIPTION,
@@ -189,6 +189,10 @@ class MusaeWindows(tfds.core.GeneratorBasedBuilder):
         citation=_CITATION,
         disable_shuffling=True,  # Keep song order; the loader shuffles.
     )
+    # This dataset is never in TFDS's public bucket. TFDS looks it up there whenever a builder is
+    # made for data not built yet, and leaves an empty temporary directory behind each time.
+    info.initialize_from_bucket = lambda: None
+    return info
 
   # --- Building -----------------------------------------------------------------------------
 
