@@ -24,6 +24,8 @@ import sys
 from absl import app
 from absl import flags
 
+from musae_jax import host_memory
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_TORCH = pathlib.Path(os.environ.get("MUSAE_SHARED", REPO.parent / "shared")) / "bench"
 
@@ -47,11 +49,6 @@ _TORCH_KEPT_MEMORY = flags.DEFINE_bool(
     "program torch_km, and give our ratio to it too: the fair comparison of the kernels.")
 _TASKSET = flags.DEFINE_string("taskset", "", "Run both programs on these CPUs only (taskset -c "
                                "LIST), e.g. 1 with --threads=1 for a one-core comparison.")
-
-
-# host_memory.keep_freed_memory() as environment variables (read by glibc at start-up).
-_KEPT_MEMORY_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0",
-                    "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
 
 
 def _run(command: list[str], env: dict | None = None) -> dict:
@@ -98,7 +95,7 @@ def main(argv):
       torch_command = _torch_command(bars, hidden, latent, batch)
       programs = [("torch", torch_command, None)]
       if _TORCH_KEPT_MEMORY.value:
-        programs.append(("torch_km", torch_command, _KEPT_MEMORY_ENV))
+        programs.append(("torch_km", torch_command, host_memory.environment()))
       programs += [(impl, _jax_command(bars, hidden, latent, batch, impl), None)
                    for impl in _IMPLS.value]
       this_round = {}

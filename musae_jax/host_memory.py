@@ -17,11 +17,21 @@ import ctypes
 import os
 import platform
 
-# mallopt parameters, from glibc's malloc.h.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
-_M_ARENA_MAX = -8
-_INT_MAX = 2**31 - 1
+# (mallopt parameter from glibc's malloc.h, the same setting's environment variable, value).
+_SETTINGS = (
+    # One arena: glibc deletes idle per-thread heaps whatever the trim threshold.
+    (-8, "MALLOC_ARENA_MAX", 1),  # M_ARENA_MAX
+    # No mmap-ed blocks: those go back to the kernel on every free.
+    (-4, "MALLOC_MMAP_MAX_", 0),  # M_MMAP_MAX
+    # Never return the top of the heap (2 GiB, the largest value mallopt takes).
+    (-1, "MALLOC_TRIM_THRESHOLD_", 2**31 - 1),  # M_TRIM_THRESHOLD
+)
+
+
+def environment() -> dict[str, str]:
+  """The same settings as glibc environment variables, for a program started from here (e.g.
+  the PyTorch reference in benchmarks/compare_torch.py); glibc reads them at start-up."""
+  return {name: str(value) for _, name, value in _SETTINGS}
 
 
 def keep_freed_memory() -> bool:
@@ -34,12 +44,4 @@ def keep_freed_memory() -> bool:
     libc = ctypes.CDLL("libc.so.6")
   except OSError:
     return False
-  settings = (
-      # One arena: glibc deletes idle per-thread heaps whatever the trim threshold.
-      (_M_ARENA_MAX, 1),
-      # No mmap-ed blocks: those go back to the kernel on every free.
-      (_M_MMAP_MAX, 0),
-      # Never return the top of the heap (2 GiB, the largest value mallopt takes).
-      (_M_TRIM_THRESHOLD, _INT_MAX),
-  )
-  return all(libc.mallopt(parameter, value) == 1 for parameter, value in settings)
+  return all(libc.mallopt(parameter, value) == 1 for parameter, _, value in _SETTINGS)

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from musae_jax import host_memory
+
 _PROGRAM = """
 import resource, sys
 import numpy as np
@@ -25,8 +27,8 @@ print(applied, faults_of_a_step())
 """
 
 
-def _run(keep: str) -> tuple[bool, int]:
-  env = {**os.environ, "MUSAE_KEEP_FREED_MEMORY": keep}
+def _run(keep: str, extra_env: dict[str, str] | None = None) -> tuple[bool, int]:
+  env = {**os.environ, "MUSAE_KEEP_FREED_MEMORY": keep, **(extra_env or {})}
   out = subprocess.run([sys.executable, "-c", _PROGRAM], env=env, capture_output=True,
                        text=True, check=True).stdout.split()
   return out[0] == "True", int(out[1])
@@ -42,3 +44,6 @@ def test_freed_blocks_are_reused_without_page_faults():
   # 2 MiB transparent huge pages), none when it keeps them.
   assert default_faults > 100, default_faults
   assert faults < default_faults / 10, (faults, default_faults)
+  # The same settings as environment variables (how compare_torch.py gives them to torch).
+  _, env_faults = _run("0", host_memory.environment())
+  assert env_faults < default_faults / 10, (env_faults, default_faults)
