@@ -9,6 +9,10 @@ import ml_collections
 
 # The small permissively licensed demo corpus that ships with the repository.
 DEMO_DIR = pathlib.Path(__file__).resolve().parent.parent / "demo_data"
+# The development corpus beside a checkout (configs/corpus_*.py); users point midi_dir elsewhere.
+SHARED_CORPUS = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+SHARED_CORPUS_MIDI = str(SHARED_CORPUS / "midi")
+SHARED_CORPUS_GENRES = str(SHARED_CORPUS / "genres.json")
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -39,6 +43,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.latent_size = 512  # N_z: size of the latent code z.
   config.model.encoder_layers = 3  # Stacked bidirectional LSTM layers in the encoder.
   config.model.decoder_layers = 3  # Stacked LSTM layers in each track decoder.
+  config.model.initial_posterior_std = 1.0  # sigma of q(z|x) at init (the logvar bias: 2 log sigma).
+  config.model.residual = False  # Add each stacked LSTM layer's input to its output (layers >= 2).
   config.model.critic_hidden_size = 1024  # Units in each of the critic's 2 tanh hidden layers.
   config.model.prior = "gaussian"  # "gaussian" (N(0, I)) or "flower" (one component per genre).
   config.model.flower_radial_variance = 0.1  # Flower prior: variance along the radius (a_1).

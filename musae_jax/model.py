@@ -5,6 +5,8 @@ run time-major. Every matmul takes its inputs in the configured compute dtype an
 float32; parameters are float32.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -33,7 +35,9 @@ class Encoder(nnx.Module):
   give mu and log sigma^2 of q(z | x) (paper eqs. 7-10)."""
 
   def __init__(self, hidden_size: int, latent_size: int, num_layers: int, *, lstm_impl: str,
-               dtype, rngs: nnx.Rngs):
+               dtype, rngs: nnx.Rngs, initial_posterior_std: float = 1.0,
+               residual: bool = False):
+    self.residual = residual
     one_hot_size = NUM_TRACKS * NUM_CLASSES
     sizes = [one_hot_size] + [2 * hidden_size] * (num_layers - 1)
     kwargs = dict(impl=lstm_impl, dtype=dtype, rngs=rngs)
@@ -41,6 +45,12 @@ class Encoder(nnx.Module):
     self.backward_layers = nnx.List([LSTM(size, hidden_size, **kwargs) for size in sizes])
     self.mu = _linear(2 * hidden_size, latent_size, dtype, rngs)
     self.logvar = _linear(2 * hidden_size, latent_size, dtype, rngs)
+    # At initialisation the windows' means differ by ~0.02 (less with deeper stacks): with the
+    # posterior's sigma at 1 (logvar bias 0) the sampled code is almost pure noise, the decoders
+    # learn to ignore it and training sits on the majority-token plateau. The logvar bias sets
+    # the initial sigma instead.
+    self.logvar.bias[...] = jnp.full((latent_size,), 2.0 * math.log(initial_posterior_std),
+                                     jnp.float32)
 
   def __call__(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
     """tokens int [B, T, 4] -> (mu, logvar), each float32 [B, N_z]."""
@@ -58,6 +68,9 @@ class Encoder(nnx.Module):
         x_forward, x_backward = forward.project(*inputs), backward.project(*inputs)
       hs_forward, (h_forward, _) = forward(x_forward, zeros, zeros)
       hs_backward, (h_backward, _) = backward(x_backward, zeros, zeros, reverse=True)
+      if self.residual and inputs is not None:
+        hs_forward, hs_backward = hs_forward + inputs[0], hs_backward + inputs[1]
+        h_forward, h_backward = hs_forward[-1], hs_backward[0]
       inputs = (hs_forward, hs_backward)
     summary = jnp.concatenate([h_forward, h_backward], axis=-1)
     return self.mu(summary), self.logvar(summary)
@@ -68,7 +81,8 @@ class TrackDecoder(nnx.Module):
   classes. Every layer starts from the same state tanh(W z + b), as in MusAE's code (eq. 11)."""
 
   def __init__(self, latent_size: int, hidden_size: int, num_layers: int, *, lstm_impl: str,
-               dtype, rngs: nnx.Rngs):
+               dtype, rngs: nnx.Rngs, residual: bool = False):
+    self.residual = residual
     self.initial_state = _linear(latent_size, hidden_size, dtype, rngs)
     sizes = [latent_size] + [hidden_size] * (num_layers - 1)
     self.layers = nnx.List([LSTM(size, hidden_size, impl=lstm_impl, dtype=dtype, rngs=rngs)
@@ -82,9 +96,12 @@ class TrackDecoder(nnx.Module):
     x_proj = self.layers[0].project(z)[None]
     hs = None
     for layer in self.layers:
-      if hs is not None:
-        x_proj = layer.project(hs)
+      below = hs
+      if below is not None:
+        x_proj = layer.project(below)
       hs, _ = layer(x_proj, state, state, num_steps=num_steps)
+      if self.residual and below is not None:
+        hs = hs + below
     return self.output(hs)
 
 
@@ -123,10 +140,12 @@ class MusAE(nnx.Module):
     # Flower: one component per genre plus one for unlabeled windows; gaussian: unconditioned.
     self.num_components = num_genres + 1 if self.prior == "flower" else 0
     self.encoder = Encoder(hidden, latent, model_config.encoder_layers, lstm_impl=impl,
-                           dtype=dtype, rngs=rngs)
+                           dtype=dtype, rngs=rngs,
+                           initial_posterior_std=model_config.get("initial_posterior_std", 1.0),
+                           residual=model_config.get("residual", False))
     self.decoders = nnx.Dict({
         track: TrackDecoder(latent, hidden, model_config.decoder_layers, lstm_impl=impl,
-                            dtype=dtype, rngs=rngs)
+                            dtype=dtype, rngs=rngs, residual=model_config.get("residual", False))
         for track in TRACKS})
     self.critic_net = Critic(latent, model_config.critic_hidden_size, self.num_components,
                              dtype=dtype, rngs=rngs)
