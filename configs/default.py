@@ -67,4 +67,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.beta_every_steps = 10_000  # ... every this many updates, starting from 0.
   config.optim.gradient_penalty_weight = 10.0  # WGAN-GP lambda.
   config.optim.critic_steps = 1  # Critic updates per autoencoder update (n_critic).
+
+  # Warnings when training stalls (musae_jax/training_health.py), checked at every log line.
+  config.health = ml_collections.ConfigDict()
+  config.health.plateau_steps = 2_000  # Warn when reconstruction has not improved for this long ...
+  config.health.plateau_min_improvement = 0.005  # ... by at least this fraction of its best.
+  config.health.saturated_penalty = 0.9  # Warn when the gradient penalty stays at/above this.
+  config.health.runaway_critic_loss = 50.0  # Warn when |critic loss| exceeds this.
   return config

@@ -22,6 +22,7 @@ from musae_jax import checkpointing
 from musae_jax import config_checks
 from musae_jax import sharding
 from musae_jax import step as step_lib
+from musae_jax import training_health
 from musae_jax.errors import UserError
 from musae_jax.metric_writers import MetricWriter
 
@@ -171,6 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   writer = MetricWriter(workdir)
   first_step = int(jax.device_get(state.step))
+  health = training_health.TrainingHealth(config.health, first_step)
   last_saved = first_step
   history: list[dict[str, jax.Array]] = []
   history_start = first_step
@@ -220,6 +222,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                        examples_per_s=steps_per_s * config.batch_size,
                        input_ms_per_step=1e3 * input_seconds / max(step - last_log_step, 1))
         last_log_time, last_log_step, input_seconds = now, step, 0.0
+        problems = health.check(step, summary)
+        for flag, message in problems.items():
+          logging.warning("Step %d: %s", step, message)
+          summary[f"health/{flag}"] = 1.0
         writer.write(step, summary, prefix="train/")
         progress.set_postfix(reconstruction=f"{summary['loss/reconstruction']:.3f}",
                              acc=f"{np.mean([summary[f'accuracy/{t}'] for t in TRACKS]):.3f}")
