@@ -5,8 +5,10 @@
   heatmap          a signed matrix with labelled rows and columns (Figure 3)
   curves           y(alpha) lines (Figure 4)
   scatter_pairs    2-D point clouds of two classes, one panel per pair (Figure 5)
+  learning_curves  a run's metrics.jsonl against steps (accuracy, note accuracy, losses, critic)
 """
 
+import json
 import os
 from typing import Sequence
 
@@ -163,3 +165,57 @@ def scatter_pairs(panels: Sequence[tuple[str, str, np.ndarray, np.ndarray]], pat
   if title:
     figure.suptitle(title, fontsize=10)
   return _save(figure, path)
+
+
+def learning_curves(metrics_path: str, path: str, title: str = "") -> str:
+  """Four panels from a run's metrics.jsonl: accuracy (training and validation), validation
+  note accuracy per track, reconstruction loss, and the critic (its loss, the gradient penalty
+  and beta) against steps."""
+  train, validation = {}, {}
+  with open(metrics_path, encoding="utf-8") as f:
+    for line in f:
+      row = json.loads(line)
+      for name, value in row.items():
+        for prefix, table in (("train/", train), ("validation/", validation)):
+          if name.startswith(prefix):
+            table.setdefault(name[len(prefix):], []).append((row["step"], value))
+
+  def draw(axis, table, name, label, **style):
+    if name in table:
+      steps, values = zip(*sorted(dict(table[name]).items()))  # A resumed run logs a step twice.
+      axis.plot(steps, values, label=label, **style)
+
+  figure, axes = plt.subplots(2, 2, figsize=(10.0, 7.0), layout="constrained")
+  accuracy, notes, loss, critic = axes.flat
+  draw(accuracy, {"mean": _track_mean(train, "accuracy")}, "mean", "training (mean of tracks)")
+  draw(accuracy, validation, "accuracy/mean", "validation (mean of tracks)", marker="o")
+  accuracy.set_title("accuracy (MusAE's: every step)", fontsize=9)
+  for track in TRACKS:
+    draw(notes, validation, f"note_accuracy/{track}", track, marker="o")
+  notes.set_title("validation note accuracy (onset steps)", fontsize=9)
+  draw(loss, train, "loss/reconstruction", "training")
+  draw(loss, validation, "loss/reconstruction", "validation", marker="o")
+  loss.set_title("reconstruction loss (sum over tracks)", fontsize=9)
+  draw(critic, train, "loss/critic", "critic loss (left)", color="C0")
+  small = critic.twinx()  # The penalty and beta live near [0, 1], the loss far from it.
+  draw(small, train, "loss/gradient_penalty", "gradient penalty (right)", color="C1")
+  draw(small, train, "beta", "beta (right)", color="C2")
+  small.tick_params(labelsize=7)
+  small.legend(fontsize=7, loc="lower right")
+  critic.set_title("critic", fontsize=9)
+  for axis in axes.flat:
+    axis.set_xlabel("step", fontsize=8)
+    axis.tick_params(labelsize=7)
+    axis.grid(alpha=0.3)
+    if axis.lines:
+      axis.legend(fontsize=7)
+  if title:
+    figure.suptitle(title, fontsize=10)
+  return _save(figure, path)
+
+
+def _track_mean(table: dict, family: str) -> list[tuple[int, float]]:
+  """[(step, mean over the tracks of family/<track>)] for the steps that have all tracks."""
+  per_track = [dict(table.get(f"{family}/{track}", [])) for track in TRACKS]
+  steps = sorted(set.intersection(*(set(t) for t in per_track)))
+  return [(step, float(np.mean([t[step] for t in per_track]))) for step in steps]
