@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts `python -m musae_jax.main` as one or several JAX processes.
+# Starts `python -m musae_jax.main` (or another musae_jax program) as one or several JAX processes.
 #
 #   ./launch.sh [options] -- <arguments for python -m musae_jax.main>
+#   ./launch.sh --module=musae_jax.reproduce -- --suite=paper --midi_dir=DIR --out=DIR
 #
 # Options:
 #   --local_processes=N      start N processes on this machine, coordinated on localhost
@@ -11,6 +12,8 @@
 #   --coordinator=HOST:PORT --num_processes=N --process_id=I
 #                            explicit multi-process settings for any other scheduler
 #   --python=PATH            the Python interpreter (default: .venv/bin/python if present)
+#   --module=NAME            the program to start (default musae_jax.main; musae_jax.reproduce
+#                            takes the same multi-process flags)
 #
 # Under SLURM (inside an sbatch allocation) it runs `srun` with one task per node (or per GPU);
 # each task's jax.distributed.initialize() reads coordinator, process count and id from SLURM's
@@ -25,6 +28,7 @@ coordinator=""
 num_processes=0
 process_id=-1
 python="${PYTHON:-}"
+module=musae_jax.main
 if [[ -z "$python" ]]; then
   if [[ -x "$here/.venv/bin/python" ]]; then python="$here/.venv/bin/python"; else python=python3; fi
 fi
@@ -38,14 +42,15 @@ while [[ $# -gt 0 ]]; do
     --num_processes=*) num_processes="${1#*=}" ;;
     --process_id=*) process_id="${1#*=}" ;;
     --python=*) python="${1#*=}" ;;
+    --module=*) module="${1#*=}" ;;
     --) shift; break ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "launch.sh: unknown option $1 (arguments for musae_jax.main go after --)" >&2; exit 2 ;;
+    *) echo "launch.sh: unknown option $1 (arguments for the program go after --)" >&2; exit 2 ;;
   esac
   shift
 done
 
-main=("$python" -m musae_jax.main "$@")
+main=("$python" -m "$module" "$@")
 cd "$here"
 
 if [[ "$local_processes" -gt 0 ]]; then

@@ -1,7 +1,8 @@
 r"""The reproduction suite: build the data, train each model of a suite, evaluate, one table.
 
   python -m musae_jax.reproduce --suite=cpu --midi_dir=DIR [--genres=FILE] --out=DIR
-  ./launch.sh --module=musae_jax.reproduce -- --suite=paper --midi_dir=DIR --out=DIR  (cluster)
+  ./launch.sh --module=musae_jax.reproduce -- --suite=paper --midi_dir=DIR --out=DIR  (cluster:
+      trains in every process), then the same command as one process with --stage=evaluate
 
 Suites (configs/<name>.py):
   cpu     corpus_2bar, corpus_16bar, corpus_16bar_gm: the paper's architecture at a size that
@@ -269,10 +270,19 @@ def run_suite(suite: str, midi_dir: str, genres_file: str | None, out: str, *,
     raise UserError(f"--genres={genres_file}: no such file.")
   configs = [load_config(n, midi_dir, genres_file, out, list(overrides)) for n in names]
   workdirs = [os.path.join(out, "runs", c.name) for c in configs]
+  if stage == "evaluate" and jax.process_count() > 1:
+    raise UserError("--stage=evaluate runs as one process (restoring a run is collective in a "
+                    "multi-process job); start it without launch.sh.")
   if stage in ("all", "train"):
     for config, workdir in zip(configs, workdirs):
       train_run(config, workdir, num_train_steps)
-  if stage not in ("all", "evaluate") or jax.process_index() != 0:
+  if stage == "train":
+    return []
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      logging.warning("Trained in %d processes; evaluate as one process: python -m "
+                      "musae_jax.reproduce --stage=evaluate with the same flags.",
+                      jax.process_count())
     return []
   results, majorities = [], {}
   for config, workdir in zip(configs, workdirs):
