@@ -6,6 +6,7 @@
   curves           y(alpha) lines (Figure 4)
   scatter_pairs    2-D point clouds of two classes, one panel per pair (Figure 5)
   learning_curves  a run's metrics.jsonl against steps (accuracy, note accuracy, losses, critic)
+  compare_runs     several runs' training curves on shared axes
 """
 
 import json
@@ -167,10 +168,8 @@ def scatter_pairs(panels: Sequence[tuple[str, str, np.ndarray, np.ndarray]], pat
   return _save(figure, path)
 
 
-def learning_curves(metrics_path: str, path: str, title: str = "") -> str:
-  """Four panels from a run's metrics.jsonl: accuracy (training and validation), validation
-  note accuracy per track, reconstruction loss, and the critic (its loss, the gradient penalty
-  and beta) against steps."""
+def _read_metrics(metrics_path: str) -> tuple[dict, dict]:
+  """({name: [(step, value)]} of training, of validation) from a run's metrics.jsonl."""
   train, validation = {}, {}
   with open(metrics_path, encoding="utf-8") as f:
     for line in f:
@@ -179,27 +178,63 @@ def learning_curves(metrics_path: str, path: str, title: str = "") -> str:
         for prefix, table in (("train/", train), ("validation/", validation)):
           if name.startswith(prefix):
             table.setdefault(name[len(prefix):], []).append((row["step"], value))
+  return train, validation
 
-  def draw(axis, table, name, label, **style):
-    if name in table:
-      steps, values = zip(*sorted(dict(table[name]).items()))  # A resumed run logs a step twice.
+
+def _draw(axis, table: dict, name: str, label: str, max_step: int | None = None, **style):
+  if name in table:
+    points = sorted(dict(table[name]).items())  # A resumed run logs a step twice: keep the last.
+    points = [(s, v) for s, v in points if max_step is None or s <= max_step]
+    if points:
+      steps, values = zip(*points)
       axis.plot(steps, values, label=label, **style)
 
+
+def compare_runs(runs: dict[str, str], path: str, max_step: int | None = None,
+                 title: str = "") -> str:
+  """Several runs' training curves side by side ({label: metrics.jsonl}): reconstruction loss,
+  accuracy, critic loss and gradient penalty against steps."""
+  figure, axes = plt.subplots(2, 2, figsize=(10.0, 7.0), layout="constrained")
+  panels = (("loss/reconstruction", "training reconstruction loss"),
+            ("accuracy", "training accuracy (mean of tracks)"),
+            ("loss/critic", "critic loss"), ("loss/gradient_penalty", "gradient penalty"))
+  for index, (label, metrics_path) in enumerate(runs.items()):
+    train, _ = _read_metrics(metrics_path)
+    train["accuracy"] = _track_mean(train, "accuracy")
+    for axis, (name, _) in zip(axes.flat, panels):
+      _draw(axis, train, name, label, max_step, color=f"C{index}")
+  for axis, (_, panel_title) in zip(axes.flat, panels):
+    axis.set_title(panel_title, fontsize=9)
+    axis.set_xlabel("step", fontsize=8)
+    axis.tick_params(labelsize=7)
+    axis.grid(alpha=0.3)
+    if axis.lines:
+      axis.legend(fontsize=7)
+  if title:
+    figure.suptitle(title, fontsize=10)
+  return _save(figure, path)
+
+
+def learning_curves(metrics_path: str, path: str, title: str = "") -> str:
+  """Four panels from a run's metrics.jsonl: accuracy (training and validation), validation
+  note accuracy per track, reconstruction loss, and the critic (its loss, the gradient penalty
+  and beta) against steps."""
+  train, validation = _read_metrics(metrics_path)
   figure, axes = plt.subplots(2, 2, figsize=(10.0, 7.0), layout="constrained")
   accuracy, notes, loss, critic = axes.flat
-  draw(accuracy, {"mean": _track_mean(train, "accuracy")}, "mean", "training (mean of tracks)")
-  draw(accuracy, validation, "accuracy/mean", "validation (mean of tracks)", marker="o")
+  _draw(accuracy, {"mean": _track_mean(train, "accuracy")}, "mean", "training (mean of tracks)")
+  _draw(accuracy, validation, "accuracy/mean", "validation (mean of tracks)", marker="o")
   accuracy.set_title("accuracy (MusAE's: every step)", fontsize=9)
   for track in TRACKS:
-    draw(notes, validation, f"note_accuracy/{track}", track, marker="o")
+    _draw(notes, validation, f"note_accuracy/{track}", track, marker="o")
   notes.set_title("validation note accuracy (onset steps)", fontsize=9)
-  draw(loss, train, "loss/reconstruction", "training")
-  draw(loss, validation, "loss/reconstruction", "validation", marker="o")
+  _draw(loss, train, "loss/reconstruction", "training")
+  _draw(loss, validation, "loss/reconstruction", "validation", marker="o")
   loss.set_title("reconstruction loss (sum over tracks)", fontsize=9)
-  draw(critic, train, "loss/critic", "critic loss (left)", color="C0")
+  _draw(critic, train, "loss/critic", "critic loss (left)", color="C0")
   small = critic.twinx()  # The penalty and beta live near [0, 1], the loss far from it.
-  draw(small, train, "loss/gradient_penalty", "gradient penalty (right)", color="C1")
-  draw(small, train, "beta", "beta (right)", color="C2")
+  _draw(small, train, "loss/gradient_penalty", "gradient penalty (right)", color="C1")
+  _draw(small, train, "beta", "beta (right)", color="C2")
   small.tick_params(labelsize=7)
   small.legend(fontsize=7, loc="lower right")
   critic.set_title("critic", fontsize=9)
