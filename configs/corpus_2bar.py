@@ -19,7 +19,7 @@ from configs import default
 
 
 def get_config():
-  config = default.get_config()
+  config = default.make_deep_stacks_learn(default.get_config())
   config.name = "corpus_2bar"
   config.data.bars = 2
   config.data.midi_dir = default.SHARED_CORPUS_MIDI
@@ -34,10 +34,7 @@ def get_config():
   config.model.hidden_size = 192
   config.model.latent_size = 128
   config.model.critic_hidden_size = 192
-  config.model.residual = True
-  config.model.initial_posterior_std = 0.01
   config.optim.learning_rate = 1e-3
   config.optim.clip_global_norm = 1.0
-  config.optim.beta_increment = 0.01
-  config.optim.beta_every_steps = 200
+  config.optim.beta_every_steps = 200  # +0.01 each: beta reaches 1 at step 20,000.
   return config
