@@ -148,3 +148,56 @@ def test_bfloat16_compute_keeps_float32_parameters_and_close_outputs():
 def test_unknown_compute_dtype_names_the_field():
   with pytest.raises(ValueError, match=r"config.model.dtype='float16'"):
     MusAE(_model_config(dtype="float16"), num_genres=0, rngs=nnx.Rngs(0))
+
+
+def _zero_layers_above_first(model):
+  """Zeroes every stacked LSTM layer but the first and the decoders' initial states: such a
+  layer, started from h = c = 0, outputs h = 0 (g = tanh(0))."""
+  stacks = [model.encoder.forward_layers, model.encoder.backward_layers]
+  stacks += [model.decoders[track].layers for track in TRACKS]
+  for track in TRACKS:
+    initial = model.decoders[track].initial_state
+    initial.kernel[...] = jnp.zeros_like(initial.kernel[...])
+    initial.bias[...] = jnp.zeros_like(initial.bias[...])
+  for stack in stacks:
+    for layer in list(stack)[1:]:
+      for name in ("w_ih", "w_hh", "b"):
+        getattr(layer, name)[...] = jnp.zeros_like(getattr(layer, name)[...])
+
+
+def test_residual_stack_passes_the_first_layer_through_zeroed_layers():
+  # With residual connections, layers that output 0 leave the first layer's output unchanged:
+  # a 3-layer residual model with layers 2-3 zeroed computes exactly what its first layer and
+  # heads compute as a 1-layer model. Without residual connections it does not.
+  deep = MusAE(_model_config(encoder_layers=3, decoder_layers=3, residual=True), num_genres=0,
+               rngs=nnx.Rngs(0))
+  _zero_layers_above_first(deep)
+  shallow = MusAE(_model_config(encoder_layers=1, decoder_layers=1), num_genres=0,
+                  rngs=nnx.Rngs(1))
+  deep_params = nnx.state(deep, nnx.Param)
+  shallow_params = nnx.state(shallow, nnx.Param)
+  # The shallow model gets the deep one's first layers, heads and critic.
+  for path, value in nnx.to_flat_state(shallow_params):
+    deep_value = deep_params
+    for part in path:
+      deep_value = deep_value[part]
+    value.set_value(deep_value.get_value())
+  nnx.update(shallow, shallow_params)
+  tokens = _tokens()
+  np.testing.assert_allclose(_encode(deep, tokens)[0], _encode(shallow, tokens)[0], rtol=1e-5,
+                             atol=1e-6)
+  z = jax.random.normal(jax.random.key(2), (BATCH, 6))
+  np.testing.assert_allclose(_decode(deep, z, STEPS), _decode(shallow, z, STEPS), rtol=1e-5,
+                             atol=1e-5)
+  plain = MusAE(_model_config(encoder_layers=3, decoder_layers=3), num_genres=0,
+                rngs=nnx.Rngs(0))
+  _zero_layers_above_first(plain)
+  assert not np.allclose(_decode(plain, z, STEPS), _decode(shallow, z, STEPS), atol=1e-3)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 0.01])
+def test_initial_posterior_std_sets_sigma_at_initialisation(sigma):
+  model = MusAE(_model_config(initial_posterior_std=sigma), num_genres=0, rngs=nnx.Rngs(0))
+  _, logvar = _encode(model, _tokens())
+  # The logvar head's weights see small LSTM states at init: sigma is the configured one.
+  np.testing.assert_allclose(np.exp(0.5 * np.asarray(logvar)), sigma, rtol=0.2)
