@@ -205,14 +205,7 @@ def compare_runs(runs: dict[str, str], path: str, max_step: int | None = None,
       _draw(axis, train, name, label, max_step, color=f"C{index}")
   for axis, (_, panel_title) in zip(axes.flat, panels):
     axis.set_title(panel_title, fontsize=9)
-    axis.set_xlabel("step", fontsize=8)
-    axis.tick_params(labelsize=7)
-    axis.grid(alpha=0.3)
-    if axis.lines:
-      axis.legend(fontsize=7)
-  if title:
-    figure.suptitle(title, fontsize=10)
-  return _save(figure, path)
+  return _save_step_panels(figure, axes, path, title)
 
 
 def learning_curves(metrics_path: str, path: str, title: str = "") -> str:
@@ -238,6 +231,11 @@ def learning_curves(metrics_path: str, path: str, title: str = "") -> str:
   small.tick_params(labelsize=7)
   small.legend(fontsize=7, loc="lower right")
   critic.set_title("critic", fontsize=9)
+  return _save_step_panels(figure, axes, path, title)
+
+
+def _save_step_panels(figure, axes, path: str, title: str) -> str:
+  """Labels, grids and legends of panels drawn against steps; saves the figure."""
   for axis in axes.flat:
     axis.set_xlabel("step", fontsize=8)
     axis.tick_params(labelsize=7)
