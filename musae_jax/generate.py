@@ -9,6 +9,12 @@ r"""Turns MIDI into MIDI with a trained run: reconstruct, sample, interpolate, t
   python -m musae_jax.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid --genre=rock
   python -m musae_jax.generate --workdir=RUN --out=DIR --mode=attribute --input=a.mid \
       --attribute=bass_note_density --amount=1.5
+  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid \
+      --genre=rock --whole_song
+
+With --whole_song (reconstruct, transfer, attribute) the whole song is restyled, not one window:
+every non-overlapping window is encoded, moved, decoded, and the windows are stitched back into
+one MIDI file of the song's length with its tempo and programs.
 
 Every result is a multitrack MIDI file (the input's programs and tempo, or General MIDI defaults
 for samples) and a pianoroll PNG beside it; an interpolation also gets one grid PNG. Each
@@ -21,7 +27,7 @@ autoregressive, so there is no per-step sampling to make more or less random).
 import dataclasses
 import os
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from absl import app
 from absl import flags
@@ -29,6 +35,8 @@ from absl import logging
 import numpy as np
 
 from data_pipeline import midi_io
+from data_pipeline import song as song_lib
+from data_pipeline import tokens as tokens_lib
 from musae_jax import attributes
 from musae_jax import host_memory
 from musae_jax import inference
@@ -165,12 +173,104 @@ def attribute(run: inference.Run, input_path: str, out_dir: str, name: str, amou
                                  window.tempo_qpm)]
 
 
+WHOLE_SONG_MODES = ("reconstruct", "transfer", "attribute")
+
+
+@dataclasses.dataclass(frozen=True)
+class RestyledSong:
+  """A whole song and its restyled version, both [steps, 4] tokens of the song's length."""
+  path: str
+  tokens: np.ndarray  # uint8 [S, 4] the song (its main track combination)
+  restyled: np.ndarray  # uint8 [S, 4]
+  programs: tuple[int, int, int, int]
+  tempo_qpm: float
+  num_windows: int
+
+
+def restyle_song(run: inference.Run, path: str,
+                 move: Callable[[np.ndarray], np.ndarray], data: bytes | None = None
+                 ) -> RestyledSong:
+  """Encodes every non-overlapping window of a whole song (the last one padded with silence),
+  applies move to the codes [N, N_z], decodes and stitches the windows back to the song's
+  length. Rejected songs give the one-line UserError the other modes give."""
+  try:
+    if data is None:
+      with open(path, "rb") as f:
+        data = f.read()
+    programs, tokens = song_lib.song_tokens(path, data=data)[0]
+    tempo_qpm = midi_io.read_midi(data).tempo_qpm
+  except OSError as error:
+    raise UserError(f"{path}: cannot read the file ({error.strerror}).") from None
+  except song_lib.RejectedSong as rejection:
+    raise UserError(str(rejection)) from None
+  count = -(-len(tokens) // run.num_steps)
+  padded = np.full((count * run.num_steps, tokens_lib.NUM_TRACKS), tokens_lib.SILENT, np.uint8)
+  padded[:len(tokens)] = tokens
+  codes = run.encode(padded.reshape(count, run.num_steps, tokens_lib.NUM_TRACKS))
+  decoded = run.decode(np.asarray(move(codes), np.float32))
+  restyled = decoded.reshape(-1, tokens_lib.NUM_TRACKS)[:len(tokens)]
+  return RestyledSong(path, np.asarray(tokens, np.uint8), restyled, tuple(programs),
+                      float(tempo_qpm), count)
+
+
+def component_move(run: inference.Run, target: int) -> Callable[[np.ndarray], np.ndarray]:
+  """Moves each code from its nearest flower component to component target (transfer's
+  rotation, per code)."""
+  return lambda codes: inference.move_to_component(
+      codes, inference.nearest_component(codes, run.num_components), target,
+      run.num_components)
+
+
+def transfer_move(run: inference.Run, genre: str) -> Callable[[np.ndarray], np.ndarray]:
+  """Moves each code from its nearest flower component to the genre's (generate's transfer)."""
+  return component_move(run, inference.genre_component(run, genre))
+
+
+def attribute_move(run: inference.Run, name: str, amount: float
+                   ) -> Callable[[np.ndarray], np.ndarray]:
+  """Adds amount times the attribute vector to each code (generate's attribute)."""
+  vector = attributes.load_vector(run.workdir, name, run.latent_size)
+  return lambda codes: codes + amount * vector[None]
+
+
+def whole_song(run: inference.Run, mode: str, input_path: str | None, out_dir: str,
+               genre: str | None = None, name: str | None = None,
+               amount: float = 1.0) -> list[Output]:
+  """A whole song restyled (reconstruct, transfer or attribute), as one MIDI file and PNG."""
+  if mode not in WHOLE_SONG_MODES:
+    raise UserError(f"--whole_song works with --mode in {WHOLE_SONG_MODES}, not {mode!r}.")
+  if not input_path:
+    raise UserError("--whole_song needs --input=FILE.mid")
+  if mode == "transfer":
+    if not genre:
+      raise UserError("transfer needs --genre=TAG (the target genre).")
+    move, label = transfer_move(run, genre), f"to_{_safe(genre)}"
+  elif mode == "attribute":
+    if not name:
+      raise UserError("attribute needs --attribute=NAME (e.g. bass_note_density).")
+    move, label = attribute_move(run, name, amount), f"{_safe(name)}_{amount:+g}"
+  else:
+    move, label = (lambda codes: codes), "reconstruction"
+  if not os.path.isfile(input_path):
+    raise UserError(f"{input_path}: no such file.")
+  song = restyle_song(run, input_path, move)
+  stem = _safe(os.path.splitext(os.path.basename(input_path))[0])
+  return [write_window(song.restyled, out_dir, f"{stem}_whole_{label}",
+                       f"{stem}: whole song, {label} ({song.num_windows} windows)",
+                       song.programs, song.tempo_qpm)]
+
+
 def generate(workdir: str, mode: str, out_dir: str, **options) -> list[Output]:
   """Loads the run and runs one mode; options are the flags' names."""
   if mode not in MODES:
     raise UserError(f"--mode={mode!r} is not one of {MODES}.")
+  if options.get("whole_song") and mode not in WHOLE_SONG_MODES:
+    raise UserError(f"--whole_song works with --mode in {WHOLE_SONG_MODES}, not {mode!r}.")
   run = inference.load_run(workdir)
   start_bar = options.get("start_bar", -1)
+  if options.get("whole_song"):
+    return whole_song(run, mode, options.get("input"), out_dir, options.get("genre"),
+                      options.get("attribute"), options.get("amount", 1.0))
   if mode == "reconstruct":
     return reconstruct(run, options.get("input"), out_dir, start_bar)
   if mode == "sample":
@@ -209,6 +309,8 @@ def define_flags() -> None:
   flags.DEFINE_float("amount", 1.0, "attribute: multiple of the attribute vector to add "
                      "(negative removes).")
   flags.DEFINE_integer("seed", 0, "sample: random seed.")
+  flags.DEFINE_boolean("whole_song", False, "reconstruct, transfer, attribute: restyle the whole "
+                       "song (every non-overlapping window, stitched into one MIDI file).")
 
 
 def main(argv):
@@ -221,7 +323,7 @@ def main(argv):
     outputs = generate(f.workdir, f.mode, f.out, input=f.input, input2=f.input2,
                      start_bar=f.start_bar, start_bar2=f.start_bar2, num=f.num, genre=f.genre,
                      temperature=f.temperature, spherical=f.spherical, attribute=f.attribute,
-                     amount=f.amount, seed=f.seed)
+                     amount=f.amount, seed=f.seed, whole_song=f.whole_song)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
