@@ -356,7 +356,7 @@ def midi_dir_windows(midi_dir: str, bars: int, vocabulary: list[str],
                     f"(rejected: {rejected}).")
   rows = _subsample(sum(len(t) for t in tokens), max_windows, seed)
   return WindowSet(np.concatenate(tokens)[rows],
-                   np.concatenate(genres).reshape(-1, len(vocabulary))[rows],
+                   np.concatenate(genres, axis=0)[rows],
                    np.concatenate(songs)[rows], song_names, list(vocabulary),
                    f"the MIDI files under {midi_dir} ({bars}-bar windows, all of them)", rejected)
 

@@ -40,6 +40,12 @@ def test_cpu_suite_builds_trains_evaluates_and_resumes(tmp_path):
   assert "| paper (LMD) | 0.999 |" in table and "| paper (LMD) | 0.911 | 0.880 |" in table
   assert table.count("majority baseline") == 3 and table.count("prior-mean baseline") == 3
 
+  # The ablation figure draws several runs' curves from their metrics.jsonl.
+  from musae_jax import plots  # pylint: disable=g-import-not-at-top
+  figure = plots.compare_runs({name: str(tmp_path / "runs" / name / "metrics.jsonl")
+                               for name in reproduce.SUITES["cpu"]}, str(tmp_path / "cmp.png"))
+  assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
   # Running again with more steps resumes each run from its checkpoint.
   results = reproduce.run_suite("cpu", DEMO_MIDI, DEMO_GENRES, out, num_train_steps=6,
                                 max_eval_windows=48, num_pairs=4, overrides=TINY,
