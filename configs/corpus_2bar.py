@@ -12,7 +12,10 @@ batch 32 instead of 256, lr 1e-3 instead of 1e-4 (with global-norm clipping), be
 every 200 updates instead of 0.1 every 10,000 (the same 0 -> 1 ramp, compressed to this budget),
 residual connections between stacked LSTM layers and a posterior sigma of 0.01 at initialisation
 (RESULTS.md: without them the 3-layer stacks sit on the majority-token plateau).
-Result: see RESULTS.md (the table, the commit, the hardware and the wall time).
+Result (RESULTS.md): 20,000 steps in 1.8 hours on a 2-core AMD EPYC (3.3 steps/s), on the
+development corpus's artist-disjoint validation split (60,920 windows of unseen artists):
+accuracy drums 0.755, bass 0.838, guitar 0.817, strings 0.794 (mean 0.801; majority-token
+baseline 0.508); note accuracy drums 0.653, pitched tracks 0.490; onset F1 0.560.
 """
 
 from configs import default
