@@ -7,7 +7,9 @@ screenshot of the page at the end.
 """
 
 import io
+import math
 import os
+import pathlib
 import shutil
 import socket
 import threading
@@ -16,8 +18,14 @@ import time
 import pretty_midi
 import pytest
 
+from data_pipeline import song as song_lib
+from musae_jax import attributes as attributes_lib
 from musae_jax import explore
 from musae_jax import inference
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DEMO_MIDI = REPO / "demo_data" / "midi"
+LONG_SONG = DEMO_MIDI / "miditok" / "Mr._Blue_Sky.mid"  # A good upload, many windows long.
 
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--mute-audio"]
@@ -40,9 +48,16 @@ def chromium_executable() -> str | None:
 
 @pytest.fixture(scope="module")
 def server(trained_run, tmp_path_factory):
-  """The explorer on the tiny run, served by uvicorn in a thread; yields its URL."""
+  """The explorer on a copy of the tiny run with attribute vectors (computed as the README
+  does: python -m musae_jax.attributes --workdir=RUN --midi_dir=demo_data/midi), served by
+  uvicorn in a thread; yields its URL, the run and the attributes' summary."""
   import uvicorn  # pylint: disable=g-import-not-at-top
-  run = inference.load_run(trained_run.workdir)
+  workdir = tmp_path_factory.mktemp("browser_run") / "run"
+  shutil.copytree(trained_run.workdir, workdir)  # The shared run stays without vectors.
+  run = inference.load_run(str(workdir))
+  windows = inference.run_windows(run, midi_dir=str(DEMO_MIDI), max_windows=1024)
+  summary = attributes_lib.compute_and_save(run, windows, check_windows=0)
+  assert summary["vectors"], "no attribute vector computed"
   explorer = explore.Explorer(run, trained_run.midi_dir, str(tmp_path_factory.mktemp("uploads")))
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -56,7 +71,7 @@ def server(trained_run, tmp_path_factory):
   while not uvicorn_server.started:
     assert thread.is_alive() and time.time() < deadline, "the server did not start"
     time.sleep(0.05)
-  yield f"http://127.0.0.1:{port}", run
+  yield f"http://127.0.0.1:{port}", run, summary
   uvicorn_server.should_exit = True
   thread.join(timeout=30)
 
@@ -67,7 +82,7 @@ def test_explorer_in_chromium(server, tmp_path):
     pytest.skip("no Chromium executable found (install the Debian package: apt-get install "
                 "chromium, or set MUSAE_CHROMIUM)")
   from playwright.sync_api import sync_playwright  # pylint: disable=g-import-not-at-top
-  base, run = server
+  base, run, attribute_summary = server
   foreign, page_errors, console_errors = [], [], []
 
   def route(route_):
@@ -140,6 +155,86 @@ def test_explorer_in_chromium(server, tmp_path):
       page.set_input_files("#upload", files=[{"name": "bad.mid", "mimeType": "audio/midi",
                                               "buffer": b"not a MIDI file"}])
       wait_until(page, "document.getElementById('message').textContent.includes('rejected')")
+
+      state = "window.musaeExplorer.state"
+      code = lambda: page.evaluate(f"{state}.current.code")
+      tokens = lambda: page.evaluate(f"{state}.current.tokens")
+
+      # Transfer: drag the current code (the yellow point, a sample of the first genre) onto
+      # the petal farthest from it; the code moves to that genre and is decoded.
+      flower = page.locator("#flower")
+      box = flower.bounding_box()
+      scale = box["width"] / page.evaluate("document.getElementById('flower').width")
+      point = page.evaluate(f"project({state}.current.code)")
+      components = page.evaluate(f"{state}.map.components")
+      target = max(components, key=lambda c: (point[0] - math.cos(c["angle"])) ** 2 +
+                   (point[1] - math.sin(c["angle"])) ** 2)
+      start = page.evaluate(f"toCanvas({point[0]}, {point[1]})")
+      end = page.evaluate(f"toCanvas(Math.cos({target['angle']}), Math.sin({target['angle']}))")
+      canvas_size = page.evaluate("document.getElementById('flower').width")
+      assert all(0 <= v <= canvas_size for v in start), f"the current code is off the map: {point}"
+      before, before_code = roll(), code()
+      decodes = page.evaluate("window.musaeExplorer.decodes")
+      page.mouse.move(box["x"] + start[0] * scale, box["y"] + start[1] * scale)
+      page.mouse.down()
+      page.mouse.move(box["x"] + end[0] * scale, box["y"] + end[1] * scale, steps=15)
+      page.mouse.up()
+      wait_until(page, f"window.musaeExplorer.decodes > {decodes}")
+      wait_until(page, "document.getElementById('busy').hidden")
+      caption = page.inner_text("#current-caption")
+      assert caption.startswith("moved from ") and f" to {target['name']}" in caption, caption
+      assert code() != before_code
+      assert roll() != before
+
+      # An attribute slider: the strongest vector at its maximum; the decoded window changes.
+      name = max(attribute_summary["vectors"],
+                 key=lambda n: attribute_summary["vectors"][n]["norm"])
+      slider = page.locator("#attributes label", has_text=name).locator("input[type=range]")
+      before, before_tokens = roll(), tokens()
+      decodes = page.evaluate("window.musaeExplorer.decodes")
+      slider.focus()
+      page.keyboard.press("End")
+      wait_until(page, f"window.musaeExplorer.decodes > {decodes}")
+      wait_until(page, "document.getElementById('busy').hidden")
+      assert slider.input_value() == "3"
+      assert f"with attributes +3 {name}" in page.inner_text("#current-caption")
+      assert tokens() != before_tokens
+      assert roll() != before
+
+      # A good upload: it lands in the first free corner, which lists the song's start bars.
+      expected_bars = sorted({int(b) for b in song_lib.extract_windows(
+          str(LONG_SONG), run.bars).start_bars})
+      assert len(expected_bars) > 1
+      page.set_input_files("#upload", str(LONG_SONG))
+      wait_until(page, "document.getElementById('message').textContent.includes('uploaded')")
+      wait_until(page, "document.getElementById('busy').hidden")
+      message = page.inner_text("#message")
+      assert f"{LONG_SONG.name}: uploaded into corner C" in message, message
+      uploaded = page.input_value("#song-2")
+      assert uploaded
+      shown_bars = page.eval_on_selector_all("#bar-2 option", "os => os.map(o => Number(o.value))")
+      assert shown_bars == expected_bars
+      assert (f"windows start at bars {inference.describe_bars(expected_bars)}"
+              in page.inner_text("#status-2"))
+
+      # The whole-song panel: the uploaded song in corner A, restyled with the attribute
+      # sliders; the download is one MIDI file longer than one window.
+      decodes = page.evaluate("window.musaeExplorer.decodes")
+      page.select_option("#song-0", uploaded)
+      wait_until(page, f"window.musaeExplorer.decodes > {decodes}")
+      wait_until(page, "document.getElementById('busy').hidden")
+      page.select_option("#whole-mode", "attribute")
+      with page.expect_download() as download:
+        page.click("#whole-go")
+      assert download.value.suggested_filename.endswith("_whole_attribute.mid")
+      path = tmp_path / "whole.mid"
+      download.value.save_as(path)
+      wait_until(page, "document.getElementById('message').textContent.includes('restyled')")
+      midi = pretty_midi.PrettyMIDI(io.BytesIO(path.read_bytes()))
+      assert [i.is_drum for i in midi.instruments] == [True, False, False, False]
+      tempo = midi.get_tempo_changes()[1][0]
+      window_seconds = run.bars * 4 * 60.0 / tempo
+      assert midi.get_end_time() > 1.5 * window_seconds, (midi.get_end_time(), window_seconds)
 
       screenshot = os.environ.get("MUSAE_EXPLORER_SCREENSHOT")
       if screenshot:
