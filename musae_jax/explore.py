@@ -380,7 +380,7 @@ class Explorer:
   def encode(self, song_id: str, start_bar: int) -> dict:
     song = self._windows(song_id)
     try:
-      window = _window_at(song.windows, start_bar, song.path, self.run.bars)
+      window = inference.window_at(song.windows, song.path, self.run.bars, start_bar)
     except UserError as error:
       raise ApiError(422, self._public(str(error))) from None
     code = self._encode(window.tokens[None])[0]
@@ -558,22 +558,6 @@ class Explorer:
     except UserError as error:
       raise ApiError(422, self._public(str(error))) from None
     return self.midi(song.restyled, song.programs, song.tempo_qpm), song.num_windows
-
-
-def _window_at(windows: song_lib.SongWindows, start_bar: int, path: str,
-               bars: int) -> inference.InputWindow:
-  """inference.song_window for windows already extracted (the same choice and messages)."""
-  if start_bar < 0:
-    index = int(np.argmin(windows.start_bars))
-  else:
-    matches = np.flatnonzero(windows.start_bars == start_bar)
-    if matches.size == 0:
-      raise UserError(f"{path}: no valid {bars}-bar window starts at bar {start_bar} (bars count "
-                      f"from 0; the song has {windows.num_bars} bars); valid start bars: "
-                      f"{inference.describe_bars(windows.start_bars)}.")
-    index = int(matches[0])
-  return inference.InputWindow(path, windows.tokens[index], int(windows.start_bars[index]),
-                               tuple(windows.programs), float(windows.tempo_qpm))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -245,7 +245,12 @@ def song_windows(path: str, bars: int) -> song_lib.SongWindows:
 
 def song_window(path: str, bars: int, start_bar: int = -1) -> InputWindow:
   """The window of a song starting at start_bar (-1: its first valid window)."""
-  windows = song_windows(path, bars)
+  return window_at(song_windows(path, bars), path, bars, start_bar)
+
+
+def window_at(windows: song_lib.SongWindows, path: str, bars: int,
+              start_bar: int = -1) -> InputWindow:
+  """song_window for a song's windows already extracted."""
   if start_bar < 0:
     index = int(np.argmin(windows.start_bars))
   else:
