@@ -16,7 +16,6 @@ windows, the descriptor of decode(z + v) minus that of decode(z), and the same f
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -24,7 +23,7 @@ from absl import logging
 import numpy as np
 
 from data_pipeline.tokens import TRACKS
-from musae_jax import host_memory
+from musae_jax import cli
 from musae_jax import inference
 from musae_jax import music_metrics
 from musae_jax.errors import UserError
@@ -170,20 +169,16 @@ def define_flags() -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.WARNING)
-  host_memory.keep_freed_memory()  # Before JAX starts its threads.
   f = flags.FLAGS
-  try:
+
+  def body():
     run = inference.load_run(f.workdir)
     windows = inference.run_windows(run, split=f.split, data_dir=f.data_dir,
                                     midi_dir=f.midi_dir, max_windows=f.max_windows,
                                     seed=f.seed)
-    summary = compute_and_save(run, windows, f.quantile, f.check_windows, f.seed)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    return run, compute_and_save(run, windows, f.quantile, f.check_windows, f.seed)
+
+  run, summary = cli.run_tool(argv, body)
   print(f"{len(summary['vectors'])} attribute vectors from {summary['num_windows']} windows of "
         f"{summary['source']} -> {os.path.join(run.workdir, VECTORS_FILE)}")
   for name, info in sorted(summary["vectors"].items()):

@@ -21,15 +21,13 @@ import dataclasses
 import itertools
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 import numpy as np
 
 from data_pipeline.tokens import TRACKS
-from musae_jax import host_memory
+from musae_jax import cli
 from musae_jax import inference
 from musae_jax import music_metrics
 from musae_jax import plots
@@ -325,21 +323,17 @@ def define_flags() -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.WARNING)
-  host_memory.keep_freed_memory()  # Before JAX starts its threads.
   f = flags.FLAGS
-  try:
+
+  def body():
     check_data_flags(f.split, f.midi_dir, f.genres)
     run = inference.load_run(f.workdir)
     windows = inference.run_windows(run, split=f.split, data_dir=f.data_dir,
                                     midi_dir=f.midi_dir, genres_file=f.genres,
                                     max_windows=f.max_windows, seed=f.seed)
-    metrics = evaluate(run, windows, f.out, f.num_pairs, f.samples_per_component, f.seed)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    return evaluate(run, windows, f.out, f.num_pairs, f.samples_per_component, f.seed)
+
+  metrics = cli.run_tool(argv, body)
   print(f"{metrics['num_windows']} windows, {metrics['num_songs']} songs: accuracy mean "
         f"{metrics['accuracy']['mean']:.3f}, note accuracy mean "
         f"{_number(metrics['note_accuracy']['mean'])}; report in "

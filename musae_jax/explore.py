@@ -54,9 +54,9 @@ from data_pipeline import genres as genres_lib
 from data_pipeline import midi_io
 from data_pipeline import song as song_lib
 from data_pipeline.tokens import HOLD, NUM_TRACKS, STEPS_PER_BAR, TRACKS
+from musae_jax import cli
 from musae_jax import attributes as attributes_lib
 from musae_jax import generate
-from musae_jax import host_memory
 from musae_jax import inference
 from musae_jax.errors import UserError
 
@@ -828,19 +828,15 @@ def serve(workdir: str, midi_dir: str | None, host: str, port: int) -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.WARNING)
-  host_memory.keep_freed_memory()  # Before JAX starts its threads.
   f = flags.FLAGS
-  try:
-    serve(f.workdir, f.midi_dir, f.host, f.port)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  except OSError as e:  # e.g. the port is taken.
-    print(f"error: cannot serve on {f.host}:{f.port}: {e.strerror or e}", file=sys.stderr)
-    sys.exit(2)
+
+  def body():
+    try:
+      serve(f.workdir, f.midi_dir, f.host, f.port)
+    except OSError as e:  # e.g. the port is taken.
+      raise UserError(f"cannot serve on {f.host}:{f.port}: {e.strerror or e}") from None
+
+  cli.run_tool(argv, body)
 
 
 def console_main() -> None:

@@ -26,19 +26,17 @@ autoregressive, so there is no per-step sampling to make more or less random).
 
 import dataclasses
 import os
-import sys
 from typing import Callable, Sequence
 
 from absl import app
 from absl import flags
-from absl import logging
 import numpy as np
 
 from data_pipeline import midi_io
 from data_pipeline import song as song_lib
 from data_pipeline import tokens as tokens_lib
+from musae_jax import cli
 from musae_jax import attributes
-from musae_jax import host_memory
 from musae_jax import inference
 from musae_jax import plots
 from musae_jax.errors import UserError
@@ -314,19 +312,12 @@ def define_flags() -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.WARNING)
-  host_memory.keep_freed_memory()  # Before JAX starts its threads.
-  try:
-    f = flags.FLAGS
-    outputs = generate(f.workdir, f.mode, f.out, input=f.input, input2=f.input2,
-                     start_bar=f.start_bar, start_bar2=f.start_bar2, num=f.num, genre=f.genre,
-                     temperature=f.temperature, spherical=f.spherical, attribute=f.attribute,
-                     amount=f.amount, seed=f.seed, whole_song=f.whole_song)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  f = flags.FLAGS
+  outputs = cli.run_tool(argv, lambda: generate(
+      f.workdir, f.mode, f.out, input=f.input, input2=f.input2, start_bar=f.start_bar,
+      start_bar2=f.start_bar2, num=f.num, genre=f.genre, temperature=f.temperature,
+      spherical=f.spherical, attribute=f.attribute, amount=f.amount, seed=f.seed,
+      whole_song=f.whole_song))
   for output in outputs:
     print("\n".join(output.paths))
 

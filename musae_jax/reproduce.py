@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import time
 
 from absl import app
@@ -38,7 +37,7 @@ import ml_collections
 import numpy as np
 
 from data_pipeline.tokens import NUM_CLASSES, TRACKS
-from musae_jax import host_memory
+from musae_jax import cli
 from musae_jax.errors import UserError
 
 SUITES = {
@@ -323,20 +322,16 @@ def define_flags() -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.INFO)
-  host_memory.keep_freed_memory()  # Before JAX starts its threads.
   f = flags.FLAGS
-  from musae_jax import sharding  # pylint: disable=g-import-not-at-top
-  try:
+
+  def body():
+    from musae_jax import sharding  # pylint: disable=g-import-not-at-top
     sharding.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id)
-    results = run_suite(f.suite, f.midi_dir, f.genres, f.out, stage=f.stage,
-                        num_train_steps=f.num_train_steps, max_eval_windows=f.max_eval_windows,
-                        num_pairs=f.num_pairs, overrides=f.set, only=f.runs)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    return run_suite(f.suite, f.midi_dir, f.genres, f.out, stage=f.stage,
+                     num_train_steps=f.num_train_steps, max_eval_windows=f.max_eval_windows,
+                     num_pairs=f.num_pairs, overrides=f.set, only=f.runs)
+
+  results = cli.run_tool(argv, body, logging.INFO)
   for result in results:
     print(f"{result['name']}: accuracy mean {result['model']['accuracy']['mean']:.3f} "
           f"(majority {result['majority']['accuracy']['mean']:.3f}, prior mean "
