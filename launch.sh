@@ -2,7 +2,7 @@
 # Starts `python -m musae_jax.main` (or another musae_jax program) as one or several JAX processes.
 #
 #   ./launch.sh [options] -- <arguments for python -m musae_jax.main>
-#   ./launch.sh --module=musae_jax.reproduce -- --suite=paper --midi_dir=DIR --out=DIR
+#   ./launch.sh --module=musae_jax.tools.reproduce -- --suite=paper --midi_dir=DIR --out=DIR
 #
 # Options:
 #   --local_processes=N      start N processes on this machine, coordinated on localhost
@@ -12,7 +12,7 @@
 #   --coordinator=HOST:PORT --num_processes=N --process_id=I
 #                            explicit multi-process settings for any other scheduler
 #   --python=PATH            the Python interpreter (default: .venv/bin/python if present)
-#   --module=NAME            the program to start (default musae_jax.main; musae_jax.reproduce
+#   --module=NAME            the program to start (default musae_jax.main; musae_jax.tools.reproduce
 #                            takes the same multi-process flags)
 #
 # Under SLURM (inside an sbatch allocation) it runs `srun` with one task per node (or per GPU);

@@ -3,7 +3,7 @@ r"""Latency of the latent explorer's decode: one window per request, p50/p95.
   python benchmarks/explore_latency.py --workdir=runs/demo
   python benchmarks/explore_latency.py --random_model --hidden=256 --layers=3 --latent=128
 
-Serves the explorer (musae_jax.explore) with uvicorn on 127.0.0.1 in this process and times
+Serves the explorer (musae_jax.tools.explore) with uvicorn on 127.0.0.1 in this process and times
 POST /api/decode of one code (the puck's request): sequentially, then from --clients concurrent
 clients (keep-alive connections, one thread each). Also times the same decode called directly
 (no HTTP). --random_model builds a 2-bar Gaussian-prior model of the given size with random
@@ -27,8 +27,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from musae_jax import explore  # pylint: disable=wrong-import-position
-from musae_jax import inference  # pylint: disable=wrong-import-position
+from musae_jax.tools import explore  # pylint: disable=wrong-import-position
+from musae_jax.tools import explorer as explorer_lib  # pylint: disable=wrong-import-position
+from musae_jax.tools import runs  # pylint: disable=wrong-import-position
 
 flags.DEFINE_string("workdir", None, "A training run to load (else --random_model).")
 flags.DEFINE_boolean("random_model", False, "A random 2-bar model of the sizes below.")
@@ -41,7 +42,7 @@ flags.DEFINE_integer("per_client", 50, "Requests per concurrent client.")
 flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
 
 
-def random_run(hidden: int, layers: int, latent: int) -> inference.Run:
+def random_run(hidden: int, layers: int, latent: int) -> runs.Run:
   from flax import nnx  # pylint: disable=g-import-not-at-top
   from configs import default  # pylint: disable=g-import-not-at-top
   from musae_jax.model import MusAE  # pylint: disable=g-import-not-at-top
@@ -52,7 +53,7 @@ def random_run(hidden: int, layers: int, latent: int) -> inference.Run:
   config.model.encoder_layers = config.model.decoder_layers = layers
   config.model.prior = "gaussian"
   graphdef, params = nnx.split(MusAE(config.model, 0, rngs=nnx.Rngs(params=0)), nnx.Param)
-  return inference.Run(f"random_h{hidden}_l{layers}_z{latent}", config, [], 0, graphdef, params)
+  return runs.Run(f"random_h{hidden}_l{layers}_z{latent}", config, [], 0, graphdef, params)
 
 
 def percentiles(times: list[float]) -> dict:
@@ -87,14 +88,14 @@ def main(argv):
     model = (f"random 2-bar model, hidden {f.hidden}, {f.layers}-layer stacks, latent "
              f"{f.latent}")
   elif f.workdir:
-    run = inference.load_run(f.workdir)
+    run = runs.load_run(f.workdir)
     model = (f"{f.workdir} (step {run.step}; hidden {run.config.model.hidden_size}, "
              f"{run.config.model.encoder_layers}/{run.config.model.decoder_layers} layers, latent "
              f"{run.latent_size}, {run.bars} bars)")
   else:
     raise app.UsageError("give --workdir=RUN or --random_model")
   with tempfile.TemporaryDirectory() as uploads:
-    explorer = explore.Explorer(run, None, uploads)
+    explorer = explorer_lib.Explorer(run, None, uploads)
     explorer.warm_up()  # As the server does before its first visitor.
     code = np.random.default_rng(0).normal(size=run.latent_size).astype(np.float32)
     direct = []

@@ -5,7 +5,7 @@ Command (the development corpus; any MIDI folder works, a `manifest.csv` with an
 column beside it gives an artist-disjoint validation split):
   python -m musae_jax.main --config=configs/corpus_16bar.py \
       --config.data.midi_dir=../shared/data/midi --config.data.genres_file=../shared/data/genres.json
-or the whole suite: `python -m musae_jax.reproduce --suite=cpu --midi_dir=... --out=...`.
+or the whole suite: `python -m musae_jax.tools.reproduce --suite=cpu --midi_dir=... --out=...`.
 
 It differs from configs/corpus_16bar_gm.py only in the prior, so the two test the paper's claim
 (the genre mixture prior reconstructs 16-bar windows better) at equal cost. Differences from the

@@ -5,7 +5,7 @@ Command (the development corpus; any MIDI folder works, a `manifest.csv` with an
 column beside it gives an artist-disjoint validation split):
   python -m musae_jax.main --config=configs/corpus_2bar.py \
       --config.data.midi_dir=../shared/data/midi --config.data.genres_file=../shared/data/genres.json
-or the whole suite, evaluated against the paper's Table 1: `python -m musae_jax.reproduce --suite=cpu`.
+or the whole suite, evaluated against the paper's Table 1: `python -m musae_jax.tools.reproduce --suite=cpu`.
 
 Differences from the paper (configs/2bar.py): N_h 192 instead of 1024, N_z 128 instead of 512,
 batch 32 instead of 256, lr 1e-3 instead of 1e-4 (with global-norm clipping), beta raised by 0.01

@@ -1,11 +1,14 @@
-"""Default MusAE hyperparameters: the paper's 16-bar model with a Gaussian prior.
+"""Default MusAE hyperparameters: the paper's 16-bar model with a Gaussian prior, on the demo data.
 
-Every other config imports this one and overrides a few fields.
+Every other config imports this one and overrides a few fields; every field and its meaning is
+in musae_jax/default_config.py.
 """
 
 import pathlib
 
 import ml_collections
+
+from musae_jax import default_config
 
 # The small permissively licensed demo corpus that ships with the repository.
 DEMO_DIR = pathlib.Path(__file__).resolve().parent.parent / "demo_data"
@@ -16,64 +19,11 @@ SHARED_CORPUS_GENRES = str(SHARED_CORPUS / "genres.json")
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.name = "default"  # Run name; the default workdir is runs/<name>.
-  config.seed = 0  # Seeds parameter init, data order, augmentation and every per-step RNG.
-  config.batch_size = 256  # Global batch size (summed over all devices and processes).
-  config.num_train_steps = 500_000  # Number of autoencoder updates.
-  config.log_every_steps = 100  # Training metrics are averaged and written this often.
-  config.eval_every_steps = 5_000  # Validation accuracy is computed this often.
-  config.num_eval_batches = 50  # Validation batches per evaluation (0 = the whole split).
-  config.checkpoint_every_steps = 5_000  # A checkpoint is saved this often (and at the end).
-  config.keep_checkpoints = 3  # Number of most recent checkpoints kept on disk.
-  config.debug_nan_at_step = -1  # Testing aid: the loss is made NaN at this step (-1 = never).
-
-  config.data = ml_collections.ConfigDict()
-  config.data.midi_dir = str(DEMO_DIR / "midi")  # MIDI folder the dataset is built from if missing.
-  config.data.genres_file = str(DEMO_DIR / "genres.json")  # JSON {relative path: [tags]}; "" = none.
-  config.data.data_dir = "data/tfds"  # TFDS data_dir holding musae_windows/<bars>bar.
-  config.data.bars = 16  # Window length in bars: 2 or 16 (selects the TFDS builder config).
-  config.data.build_workers = 0  # Processes used to build the dataset (0 = all cores).
-  config.data.transpose_min = -5  # Lowest random transposition (semitones) for pitched tracks.
-  config.data.transpose_max = 6  # Highest random transposition (semitones) for pitched tracks.
-  config.data.loader_workers = 0  # grain worker processes (0 = load in the main process).
-
-  config.model = ml_collections.ConfigDict()
-  config.model.hidden_size = 1024  # N_h: LSTM units in encoder and decoders.
-  config.model.latent_size = 512  # N_z: size of the latent code z.
-  config.model.encoder_layers = 3  # Stacked bidirectional LSTM layers in the encoder.
-  config.model.decoder_layers = 3  # Stacked LSTM layers in each track decoder.
-  config.model.initial_posterior_std = 1.0  # sigma of q(z|x) at init (the logvar bias: 2 log sigma).
-  config.model.residual = False  # Add each stacked LSTM layer's input to its output (layers >= 2).
-  config.model.critic_hidden_size = 1024  # Units in each of the critic's 2 tanh hidden layers.
-  config.model.prior = "gaussian"  # "gaussian" (N(0, I)) or "flower" (one component per genre).
-  config.model.flower_radial_variance = 0.1  # Flower prior: variance along the radius (a_1).
-  config.model.flower_other_variance = 0.001  # Flower prior: variance in every other direction (a_2).
-  config.model.lstm_impl = "auto"  # LSTM kernel: "auto", "cpu_fused", "scan" (custom VJP), "reference".
-  config.model.dtype = "float32"  # Compute dtype of the matmuls: "float32" or "bfloat16".
-
-  config.optim = ml_collections.ConfigDict()
-  config.optim.learning_rate = 1e-4  # Adam learning rate at step 0 (paper).
-  # "inverse_time": lr/(1+d*t), Keras's optimizer `decay` (what the Keras original applied after
-  # each update); "exponential": lr*(1-d)^t, the literal reading of the paper, which with d=1e-4
-  # leaves lr*e^-5 at 50k steps.
-  config.optim.lr_schedule = "inverse_time"
-  config.optim.lr_decay = 1e-4  # d above: decay applied after each update (paper).
-  config.optim.b1 = 0.9  # Adam beta1.
-  config.optim.b2 = 0.999  # Adam beta2.
-  config.optim.clip_global_norm = 0.0  # Clip gradients to this global norm (0 = no clipping).
-  config.optim.beta_max = 1.0  # Final weight of the adversarial loss.
-  config.optim.beta_increment = 0.1  # beta grows by this much ...
-  config.optim.beta_every_steps = 10_000  # ... every this many updates, starting from 0.
-  config.optim.gradient_penalty_weight = 10.0  # WGAN-GP lambda.
-  config.optim.critic_steps = 1  # Critic updates per autoencoder update (n_critic).
-
-  # Warnings when training stalls (musae_jax/training_health.py), checked at every log line.
-  config.health = ml_collections.ConfigDict()
-  config.health.plateau_steps = 2_000  # Warn when reconstruction has not improved for this long ...
-  config.health.plateau_min_improvement = 0.005  # ... by at least this fraction of its best.
-  config.health.saturated_penalty = 0.9  # Warn when the gradient penalty stays at/above this.
-  config.health.runaway_critic_loss = 50.0  # Warn when |critic loss| exceeds this.
+  """The package's defaults (musae_jax/default_config.py: every field with its meaning), trained
+  on the demo corpus that ships with the repository."""
+  config = default_config.get_config()
+  config.data.midi_dir = str(DEMO_DIR / "midi")
+  config.data.genres_file = str(DEMO_DIR / "genres.json")
   return config
 
 

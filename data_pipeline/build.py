@@ -12,7 +12,6 @@ build_stats.json beside dataset_info.json. A dataset already built in OUT is reu
 import json
 import os
 import shutil
-import sys
 
 from absl import app
 from absl import flags
@@ -99,33 +98,41 @@ def define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   args = flags.FLAGS
   if not args.midi_dir:
     raise app.UsageError("--midi_dir is required")
-  try:
-    configs = {config.name: config.bars for config in builder_lib.MusaeWindows.BUILDER_CONFIGS}
-    for name in args.config:
-      if name not in configs:
-        raise builder_lib.BuildError(f"--config={name}: must be one of {', '.join(configs)}")
-    for bars in [configs[name] for name in args.config]:
-      target = builder_lib.dataset_dir(args.data_dir, bars)
-      if args.overwrite and os.path.exists(target):
-        shutil.rmtree(target)
-      stats = build_dataset(args.midi_dir, args.data_dir, bars, genres_file=args.genres,
-                            workers=args.workers, manifest=args.manifest,
-                            max_silent_bars=args.max_silent_bars,
-                            max_combinations=args.max_combinations,
-                            validation_fraction=args.validation_fraction,
-                            file_time_limit=args.file_time_limit)
-      print(build_stats.summary(stats))
-      print(f"  statistics: {os.path.join(target, build_stats.STATS_FILE)}")
-  except builder_lib.BuildError as exc:
-    print(f"error: {exc}", file=sys.stderr)
-    sys.exit(1)
+  # The tools' start-up (musae_jax/cli.py): a UserError is one line and exit status 2.
+  from musae_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run_tool(argv, _build, verbosity=logging.get_verbosity())  # --verbosity as given.
+
+
+def _build() -> None:
+  """Builds every requested config; a UserError (bad folder, labels, manifest) stops it."""
+  args = flags.FLAGS
+  configs = {config.name: config.bars for config in builder_lib.MusaeWindows.BUILDER_CONFIGS}
+  for name in args.config:
+    if name not in configs:
+      raise builder_lib.BuildError(f"--config={name}: must be one of {', '.join(configs)}")
+  for bars in [configs[name] for name in args.config]:
+    target = builder_lib.dataset_dir(args.data_dir, bars)
+    if args.overwrite and os.path.exists(target):
+      shutil.rmtree(target)
+    stats = build_dataset(args.midi_dir, args.data_dir, bars, genres_file=args.genres,
+                          workers=args.workers, manifest=args.manifest,
+                          max_silent_bars=args.max_silent_bars,
+                          max_combinations=args.max_combinations,
+                          validation_fraction=args.validation_fraction,
+                          file_time_limit=args.file_time_limit)
+    print(build_stats.summary(stats))
+    print(f"  statistics: {os.path.join(target, build_stats.STATS_FILE)}")
+
+
+def console_main() -> None:
+  """The musae-build console script."""
+  define_flags()
+  from musae_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run_console(main, __name__)
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  console_main()

@@ -22,13 +22,15 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from data_pipeline.errors import UserError
+
 MAX_GENRES = 32  # Vocabulary size: the most frequent tags of a build.
 MIDI_EXTENSIONS = (".mid", ".midi")
 _MSD_TRACK_ID = re.compile(r"^TR[A-Z0-9]{16}$")
 _ID_LIST = re.compile(r"(?:^|/)id_list_(.+)\.txt$")
 
 
-class GenreLabelsError(ValueError):
+class GenreLabelsError(UserError):
   """A genres file that cannot be used; str() is one line naming the file."""
 
 

@@ -25,6 +25,7 @@ import tensorflow_datasets as tfds
 
 from data_pipeline import augment
 from data_pipeline import tokens as tokens_lib
+from data_pipeline.errors import UserError
 from data_pipeline.musae_windows import build_stats as build_stats_lib
 from data_pipeline.musae_windows import builder as builder_lib
 from data_pipeline.musae_windows import example_codec
@@ -75,7 +76,7 @@ def build_stats(data_dir: str, bars: int) -> dict[str, Any]:
 
 def num_examples(data_dir: str, bars: int, split: str) -> int:
   if split not in builder_lib.SPLITS:
-    raise ValueError(f"split={split!r}: must be one of {', '.join(builder_lib.SPLITS)}")
+    raise UserError(f"split={split!r}: must be one of {', '.join(builder_lib.SPLITS)}")
   _check_exists(data_dir, bars)
   splits = tfds.builder(dataset_name(bars), data_dir=data_dir).info.splits
   # The builder leaves out a split that got no song; here it is simply empty.
@@ -137,7 +138,7 @@ def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
   records = _records(data_dir, bars, "train")
   global_batch_size = batch_size * process_count
   if len(records) < global_batch_size:
-    raise ValueError(f"{dataset_dir(data_dir, bars)}: the train split has {len(records)} "
+    raise UserError(f"{dataset_dir(data_dir, bars)}: the train split has {len(records)} "
                      f"examples, fewer than one global batch of {global_batch_size} "
                      f"({process_count} processes x {batch_size})")
   low, high = transpose

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+from data_pipeline.errors import UserError
+
 if TYPE_CHECKING:
   from data_pipeline.midi_io import Instrument, MidiContent
 
@@ -38,7 +40,7 @@ REASONS = (
 )
 
 
-class RejectedSong(Exception):
+class RejectedSong(UserError):
   """A song that cannot or must not become training windows.
 
   `reason` is one of REASONS; str(exc) is one line naming the file and why,

@@ -18,11 +18,12 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from musae_jax import attributes
-from musae_jax import evaluate
-from musae_jax import generate
-from musae_jax import inference
-from musae_jax import plots
+from musae_jax.tools import attributes
+from musae_jax.tools import evaluate
+from musae_jax.tools import generate
+from musae_jax.tools import input_windows
+from musae_jax.tools import plots
+from musae_jax.tools import runs
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Trained run.")
 _IMAGES = flags.DEFINE_string("images", "docs/images", "Where the PNGs go.")
@@ -39,7 +40,7 @@ def main(argv):
   images, workdir = _IMAGES.value, _WORKDIR.value
   os.makedirs(images, exist_ok=True)
   out = tempfile.mkdtemp()
-  run = inference.load_run(workdir)
+  run = runs.load_run(workdir)
   genre = "pop" if "pop" in run.genres else run.genres[0]
 
   outputs = generate.reconstruct(run, SONG, out, start_bar=12)
@@ -51,7 +52,7 @@ def main(argv):
   shutil.copy(grid.paths[-1], f"{images}/generate_interpolate.png")
   outputs = generate.transfer(run, SONG, out, genre, start_bar=12)
   _grid(outputs, [o.name for o in outputs], f"{images}/generate_transfer.png")
-  windows = inference.midi_dir_windows("demo_data/midi", run.config.data.bars, run.genres,
+  windows = input_windows.midi_dir_windows("demo_data/midi", run.config.data.bars, run.genres,
                                        genres_file="demo_data/genres.json")
   attributes.compute_and_save(run, windows)
   outputs = generate.attribute(run, SONG, out, "drums_note_density", 2.0, start_bar=12)

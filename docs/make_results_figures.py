@@ -1,6 +1,6 @@
 """Draws RESULTS.md's pictures from a reproduction suite's output folder and the ablation run.
 
-  python -m musae_jax.reproduce --suite=cpu --midi_dir=... --genres=... --out=repro
+  python -m musae_jax.tools.reproduce --suite=cpu --midi_dir=... --genres=... --out=repro
   python -m musae_jax.main --config=configs/corpus_2bar.py --workdir=repro/ablation/paper_settings \
       --config.data.data_dir=repro/tfds --config.num_train_steps=1500 \
       --config.eval_every_steps=500 --config.checkpoint_every_steps=500 \
@@ -22,7 +22,7 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from musae_jax import plots
+from musae_jax.tools import plots
 
 _OUT = flags.DEFINE_string("out", "repro", "The reproduction suite's --out folder.")
 _ABLATION = flags.DEFINE_string("ablation", "", "The paper-settings run (default OUT/ablation/"

@@ -17,15 +17,16 @@ compares like with like across implementations and with torch.
 import json
 import os
 import statistics
-import sys
 import time
 
-from absl import app
 from absl import flags
+from absl import logging
 
-from configs import default as default_config
 from data_pipeline.tokens import NUM_CLASSES, STEPS_PER_BAR, TRACKS
+from musae_jax import cli
+from musae_jax import default_config
 from musae_jax import host_memory
+from musae_jax import priors
 
 _BARS = flags.DEFINE_integer("bars", 2, "Window length in bars (16 steps per bar).")
 _HIDDEN = flags.DEFINE_integer("hidden", 256, "LSTM units (and the critic's hidden units).")
@@ -127,7 +128,7 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
     times.append(time.perf_counter() - start)
 
   median = statistics.median(times)
-  critic_in = latent + (num_genres + 1 if prior == "flower" else 0)
+  critic_in = latent + priors.component_count(prior, num_genres)
   flops = flops_per_sample(num_steps, hidden, latent, critic_in, layers)
   memory = device.memory_stats() or {}
   analysis = compiled.memory_analysis()
@@ -154,20 +155,22 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
   }
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  kept = host_memory.keep_freed_memory()  # As the trainer does; before JAX starts its threads.
-  try:
-    record = run(_BARS.value, _HIDDEN.value, _LATENT.value, _BATCH.value, _PRIOR.value,
-                 _DTYPE.value, _STEPS.value, _WARMUP.value, _IMPL.value, _GENRES.value,
-                 _LAYERS.value, _SEED.value)
-  except ValueError as error:  # Bad sizes or an unknown kernel name: one line, no traceback.
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
-  record["keep_freed_memory"] = kept
+def _benchmark() -> None:
+  record = run(_BARS.value, _HIDDEN.value, _LATENT.value, _BATCH.value, _PRIOR.value,
+               _DTYPE.value, _STEPS.value, _WARMUP.value, _IMPL.value, _GENRES.value,
+               _LAYERS.value, _SEED.value)
+  record["keep_freed_memory"] = host_memory.keep_freed_memory()  # Applied by cli.run_tool.
   print(json.dumps(record))
 
 
+def main(argv):
+  cli.run_tool(argv, _benchmark, verbosity=logging.WARNING)
+
+
+def console_main() -> None:
+  """The musae-benchmark console script."""
+  cli.run_console(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  console_main()

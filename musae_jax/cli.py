@@ -1,15 +1,17 @@
-"""The common start of the command-line tools (generate, evaluate, attributes, reproduce,
-explore): no stray arguments, the tool's log level, freed host memory kept in the process
-(before JAX starts its threads), and a UserError printed as one line with exit status 2."""
+"""The common start of every command-line tool (train, build, benchmark, generate, evaluate,
+attributes, reproduce, explore): no stray arguments, the tool's log level, freed host memory kept
+in the process (before JAX starts its threads), and a UserError printed as one line with exit
+status 2 (errors.USER_ERROR_EXIT_CODE)."""
 
 import sys
 from typing import Callable, TypeVar
 
 from absl import app
+from absl import flags
 from absl import logging
 
 from musae_jax import host_memory
-from musae_jax.errors import UserError
+from musae_jax.errors import USER_ERROR_EXIT_CODE, UserError
 
 T = TypeVar("T")
 
@@ -24,4 +26,12 @@ def run_tool(argv: list[str], body: Callable[[], T], verbosity: int = logging.WA
     return body()
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(USER_ERROR_EXIT_CODE)
+
+
+def run_console(main: Callable[[list[str]], None], module_name: str) -> None:
+  """app.run(main) for a console script (musae-train, ...): its --help lists the flags of the
+  module behind it (absl lists those of the file that was run, here the script itself)."""
+  for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(main)

@@ -2,13 +2,18 @@
 
 import ml_collections
 
+from data_pipeline.musae_windows import builder
+from musae_jax import model
+from musae_jax import priors
+from musae_jax import step
 from musae_jax.errors import UserError
 
+# Each choice is read from the module that implements it.
 _CHOICES = {
-    "data.bars": (2, 16),
-    "model.prior": ("gaussian", "flower"),
-    "model.dtype": ("float32", "bfloat16"),
-    "optim.lr_schedule": ("exponential", "inverse_time"),
+    "data.bars": tuple(config.bars for config in builder.MusaeWindows.BUILDER_CONFIGS),
+    "model.prior": priors.PRIORS,
+    "model.dtype": tuple(model.COMPUTE_DTYPES),
+    "optim.lr_schedule": step.LR_SCHEDULES,
 }
 _POSITIVE = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
              "checkpoint_every_steps", "keep_checkpoints", "model.hidden_size",

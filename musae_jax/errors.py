@@ -1,8 +1,6 @@
-"""The one exception type for mistakes a user can fix (bad config, missing data or checkpoint).
+"""The user-error family of both packages (defined in data_pipeline/errors.py, the lower layer):
+musae_jax code raises and catches it by this name."""
 
-Entry points catch it and print its message as one line instead of a traceback.
-"""
+from data_pipeline.errors import USER_ERROR_EXIT_CODE, UserError
 
-
-class UserError(Exception):
-  """A problem with the user's input, explained in one sentence that names the culprit."""
+__all__ = ["USER_ERROR_EXIT_CODE", "UserError"]

@@ -14,6 +14,7 @@ The environment variable MUSAE_KEEP_FREED_MEMORY=0 turns it off.
 """
 
 import ctypes
+import functools
 import os
 import platform
 
@@ -34,6 +35,7 @@ def environment() -> dict[str, str]:
   return {name: str(value) for _, name, value in _SETTINGS}
 
 
+@functools.cache  # Once per process; later calls tell whether it was applied.
 def keep_freed_memory() -> bool:
   """Configures glibc malloc as described above; returns whether it was applied."""
   if os.environ.get("MUSAE_KEEP_FREED_MEMORY", "1") == "0":

@@ -26,6 +26,8 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
+from musae_jax.errors import UserError
+
 NUM_GATES = 4  # i, f, g, o.
 
 
@@ -150,7 +152,7 @@ def resolve_impl(impl: str) -> str:
   if impl == "auto":
     impl = next(name for name in AUTO_PREFERENCE if name in IMPLEMENTATIONS)
   if impl not in IMPLEMENTATIONS:
-    raise ValueError(f"Unknown LSTM implementation {impl!r}; known: {sorted(IMPLEMENTATIONS)} "
+    raise UserError(f"Unknown LSTM implementation {impl!r}; known: {sorted(IMPLEMENTATIONS)} "
                      "or 'auto'.")
   return impl
 

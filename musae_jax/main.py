@@ -5,15 +5,12 @@ overridden on the command line, e.g. `--config.batch_size=64 --config.data.midi_
 """
 
 import logging as py_logging
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from musae_jax import host_memory
-from musae_jax.errors import UserError
+from musae_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
                                           lock_config=True)
@@ -33,23 +30,23 @@ class _OnlyWarningsFromLibraries(py_logging.Filter):
     return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(_OnlyWarningsFromLibraries())
-  host_memory.keep_freed_memory()  # Before JAX starts its threads.
+def _train() -> None:
   # Imported here so that --help stays fast and flags parse before JAX starts.
   from musae_jax import sharding  # pylint: disable=g-import-not-at-top
   from musae_jax import train  # pylint: disable=g-import-not-at-top
-  try:
-    sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    workdir = _WORKDIR.value or f"runs/{_CONFIG.value.name}"
-    train.train_and_evaluate(_CONFIG.value, workdir)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value or f"runs/{_CONFIG.value.name}")
+
+
+def main(argv):
+  logging.get_absl_handler().addFilter(_OnlyWarningsFromLibraries())
+  cli.run_tool(argv, _train, verbosity=logging.INFO)
+
+
+def console_main() -> None:
+  """The musae-train console script."""
+  cli.run_console(main, __name__)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  console_main()

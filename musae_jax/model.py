@@ -14,6 +14,7 @@ from flax import nnx
 
 from data_pipeline.tokens import NUM_CLASSES, NUM_TRACKS, TRACKS
 from musae_jax import lstm
+from musae_jax import priors
 from musae_jax.lstm import LSTM
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -138,7 +139,7 @@ class MusAE(nnx.Module):
     impl = model_config.lstm_impl
     self.prior = model_config.prior
     # Flower: one component per genre plus one for unlabeled windows; gaussian: unconditioned.
-    self.num_components = num_genres + 1 if self.prior == "flower" else 0
+    self.num_components = priors.component_count(self.prior, num_genres)
     self.encoder = Encoder(hidden, latent, model_config.encoder_layers, lstm_impl=impl,
                            dtype=dtype, rngs=rngs,
                            initial_posterior_std=model_config.get("initial_posterior_std", 1.0),

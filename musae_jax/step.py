@@ -25,6 +25,7 @@ from musae_jax import losses
 from musae_jax import priors
 from musae_jax.model import MusAE, reparameterize
 
+LR_SCHEDULES = ("exponential", "inverse_time")  # config.optim.lr_schedule's choices.
 CRITIC = "critic_net"  # The MusAE attribute holding the critic; everything else is autoencoder.
 
 
@@ -80,10 +81,6 @@ def make_optimizer(optim: ml_collections.ConfigDict,
   return optax.chain(*transforms)
 
 
-def _num_components(config: ml_collections.ConfigDict, num_genres: int) -> int:
-  return num_genres + 1 if config.model.prior == "flower" else 0
-
-
 def create_train_state(config: ml_collections.ConfigDict,
                        num_genres: int) -> tuple[nnx.GraphDef, TrainState]:
   """A freshly initialised MusAE (seeded by config.seed) and its optimizer states."""
@@ -98,11 +95,6 @@ def create_train_state(config: ml_collections.ConfigDict,
   return graphdef, state
 
 
-def model_from_params(graphdef: nnx.GraphDef, params: nnx.State) -> MusAE:
-  """The MusAE module, for inference code."""
-  return nnx.merge(graphdef, params)
-
-
 def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
                     num_genres: int) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
   """The pure (state, batch) -> (state, metrics) function; the caller jits it.
@@ -112,13 +104,12 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
   """
   model_config, optim = config.model, config.optim
   prior = model_config.prior
-  num_components = _num_components(config, num_genres)
+  num_components = priors.component_count(prior, num_genres)
   base_key = jax.random.key(config.seed)
   ae_optimizer = make_optimizer(optim)
   critic_optimizer = make_optimizer(optim, optim.critic_steps)
   lr_fn = learning_rate_schedule(optim)
   beta_fn = beta_schedule(optim)
-  nan_step = config.get("debug_nan_at_step", -1)
 
   def sample_prior(key, batch, components):
     return priors.sample_prior(key, prior, model_config.latent_size, batch, components,
@@ -146,8 +137,6 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
       reconstruction, per_track = losses.reconstruction_loss(logits, tokens)
       adversarial = losses.adversarial_loss(model.critic(z, components_one_hot))
       total = reconstruction + beta * adversarial
-      if nan_step >= 0:  # Debug hook: a divergence at a chosen step, for the trainer's NaN guard.
-        total = total * jnp.where(state.step == nan_step, jnp.nan, 1.0)
       aux = dict(z=z, mu=mu, logvar=logvar, reconstruction=reconstruction, per_track=per_track,
                  adversarial=adversarial, accuracy=losses.track_accuracy(logits, tokens))
       return total, aux

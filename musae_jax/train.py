@@ -18,6 +18,7 @@ import tqdm
 
 from data_pipeline import build as data_build
 from data_pipeline import loader
+from data_pipeline.tokens import TRACKS
 from musae_jax import checkpointing
 from musae_jax import config_checks
 from musae_jax import sharding
@@ -25,9 +26,6 @@ from musae_jax import step as step_lib
 from musae_jax import training_health
 from musae_jax.errors import UserError
 from musae_jax.metric_writers import MetricWriter
-
-TRACKS = ("drums", "bass", "guitar", "strings")
-
 
 class TrainingDiverged(UserError):
   """Loss or gradients became NaN/Inf."""
@@ -68,8 +66,8 @@ def ensure_dataset(config: ml_collections.ConfigDict) -> None:
     try:
       data_build.build_dataset(data.midi_dir, data.data_dir, data.bars,
                                genres_file=data.genres_file or None, workers=data.build_workers)
-    except ValueError as e:  # BuildError: a bad folder, labels file or manifest, in one line.
-      raise UserError(f"cannot build the dataset: {e}") from e
+    except UserError as e:  # A bad folder, labels file or manifest, in one line.
+      raise UserError(f"cannot build the dataset: {e}") from None
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices("dataset built")
@@ -94,7 +92,7 @@ def _first_nonfinite(history: list[dict[str, np.ndarray]], first_step: int) -> i
   return None
 
 
-def evaluate(eval_step, params, config, mesh, per_process_batch: int) -> dict[str, float]:
+def validation_metrics(eval_step, params, config, mesh, per_process_batch: int) -> dict[str, float]:
   """Validation accuracy (MusAE's: every token) and note accuracy (pitch targets only)."""
   totals = None
   batches = loader.eval_batches(config.data.data_dir, config.data.bars, per_process_batch,
@@ -140,15 +138,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   replicated = sharding.replicated(mesh)
   state = jax.device_put(state, replicated)
   checkpoints = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
-  try:
-    train_data = loader.train_iterator(data.data_dir, data.bars, per_process_batch,
-                                       config.seed,
-                                       transpose=(data.transpose_min, data.transpose_max),
-                                       process_index=jax.process_index(),
-                                       process_count=jax.process_count(),
-                                       worker_count=data.loader_workers)
-  except ValueError as e:  # Too few examples for one batch.
-    raise UserError(str(e)) from e
+  train_data = loader.train_iterator(data.data_dir, data.bars, per_process_batch,
+                                     config.seed,
+                                     transpose=(data.transpose_min, data.transpose_max),
+                                     process_index=jax.process_index(),
+                                     process_count=jax.process_count(),
+                                     worker_count=data.loader_workers)
 
   if checkpoints.latest_step() is not None:
     latest = checkpoints.latest_step()
@@ -200,7 +195,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     history, history_start = [], step
     return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]} if fetched else {}
 
-  with _StopRequest() as stop, _progress(first_step, config.num_train_steps) as progress:
+  # Host<->device traffic in the loop is explicit only (batches placed by sharding.global_batch,
+  # metrics fetched with jax.device_get): an implicit transfer, e.g. a Python float() of a device
+  # scalar that would stall every step, is an error, not a silent slowdown.
+  with (_StopRequest() as stop, _progress(first_step, config.num_train_steps) as progress,
+        jax.transfer_guard("disallow")):
     step = first_step
     input_seconds = 0.0  # Host time spent getting batches since the last log line.
     while step < config.num_train_steps:
@@ -232,7 +231,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         final_metrics.update({f"train/{k}": v for k, v in summary.items()})
       if step % config.eval_every_steps == 0 or is_last:
         flush_history(step)
-        results = evaluate(eval_step, state.params, config, mesh, per_process_batch)
+        results = validation_metrics(eval_step, state.params, config, mesh, per_process_batch)
         if results:
           writer.write(step, results, prefix="validation/")
           logging.info("Step %d validation: %s", step, ", ".join(

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from data_pipeline import song
-from musae_jax import attributes
-from musae_jax import generate
-from musae_jax import inference
-from musae_jax import music_metrics
 from musae_jax.errors import UserError
+from musae_jax.tools import attributes
+from musae_jax.tools import generate
+from musae_jax.tools import music_metrics
+from musae_jax.tools import runs
 from tests.conftest_run import DEMO_MIDI, REPO
 
 
@@ -61,12 +61,12 @@ def test_command_computes_vectors_that_the_attribute_mode_adds(trained_run, tmp_
   workdir = tmp_path / "run"
   shutil.copytree(trained_run.workdir, workdir)  # The vectors are written into the run.
   song_path = trained_run.train_songs[0]
-  run = inference.load_run(str(workdir))
+  run = runs.load_run(str(workdir))
   with pytest.raises(UserError, match="no attribute vectors yet"):
     generate.attribute(run, song_path, str(tmp_path / "out"), "bass_note_density", 1.0)
 
   result = subprocess.run(
-      [sys.executable, "-m", "musae_jax.attributes", f"--workdir={workdir}",
+      [sys.executable, "-m", "musae_jax.tools.attributes", f"--workdir={workdir}",
        f"--midi_dir={DEMO_MIDI}", "--max_windows=400", "--check_windows=8"],
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]

@@ -299,8 +299,8 @@ def test_cli_builds_both_configs_and_reuses_them(shared_data, tmp_path):
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path):
   result = _run_cli(f"--midi_dir={tmp_path / 'missing'}", f"--data_dir={tmp_path / 'out'}")
-  assert result.returncode == 1
+  assert result.returncode == 2  # USER_ERROR_EXIT_CODE, as every tool
   assert result.stderr.strip() == f"error: {tmp_path / 'missing'}: not a folder"
   result = _run_cli(f"--midi_dir={tmp_path}", "--config=4bar")
-  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert result.returncode == 2 and "Traceback" not in result.stderr
   assert "--config=4bar: must be one of 2bar, 16bar" in result.stderr

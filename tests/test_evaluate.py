@@ -11,10 +11,11 @@ import pytest
 
 from data_pipeline import song
 from data_pipeline.tokens import TRACKS
-from musae_jax import evaluate
-from musae_jax import inference
-from musae_jax import music_metrics
 from musae_jax.errors import UserError
+from musae_jax.tools import evaluate
+from musae_jax.tools import input_windows
+from musae_jax.tools import music_metrics
+from musae_jax.tools import runs
 from tests.conftest_run import DEMO_MIDI, REPO
 
 
@@ -35,7 +36,7 @@ def _demo_windows():
 def test_report_on_the_demo_set_has_the_four_results(trained_run, tmp_path):
   out = tmp_path / "report"
   result = subprocess.run(
-      [sys.executable, "-m", "musae_jax.evaluate", f"--workdir={trained_run.workdir}",
+      [sys.executable, "-m", "musae_jax.tools.evaluate", f"--workdir={trained_run.workdir}",
        f"--midi_dir={DEMO_MIDI}", f"--genres={REPO / 'demo_data' / 'genres.json'}",
        f"--out={out}", "--num_pairs=32", "--samples_per_component=16"],
       cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -79,8 +80,8 @@ def test_report_on_the_demo_set_has_the_four_results(trained_run, tmp_path):
 
 def test_accuracy_equals_the_trainers_validation_accuracy(trained_run):
   """The tool restores the trained parameters and scores windows exactly as training did."""
-  run = inference.load_run(trained_run.workdir)
-  windows = inference.split_windows(trained_run.data_dir, 2, "validation")
+  run = runs.load_run(trained_run.workdir)
+  windows = input_windows.split_windows(trained_run.data_dir, 2, "validation")
   counts = music_metrics.ReconstructionCounts()
   counts.update(run.reconstruct(windows.tokens), windows.tokens)
   logged = [json.loads(line) for line in
@@ -95,8 +96,8 @@ def test_accuracy_equals_the_trainers_validation_accuracy(trained_run):
 
 
 def test_evaluate_on_a_split_writes_metrics(trained_run, tmp_path):
-  run = inference.load_run(trained_run.workdir)
-  windows = inference.split_windows(trained_run.data_dir, 2, "train")
+  run = runs.load_run(trained_run.workdir)
+  windows = input_windows.split_windows(trained_run.data_dir, 2, "train")
   metrics = evaluate.evaluate(run, windows, str(tmp_path), num_pairs=4, samples_per_component=4)
   assert metrics["num_windows"] == len(windows.tokens)
   assert metrics["num_songs"] == len(trained_run.train_songs)
@@ -126,10 +127,10 @@ def test_the_data_is_a_split_or_a_midi_folder(trained_run, tmp_path):
     evaluate.check_data_flags(None, None, None)
   with pytest.raises(UserError, match="--genres goes with --midi_dir"):
     evaluate.check_data_flags("validation", None, "genres.json")
-  run = inference.load_run(trained_run.workdir)
+  run = runs.load_run(trained_run.workdir)
   with pytest.raises(UserError, match="no .mid or .midi file"):
-    inference.midi_dir_windows(str(tmp_path), 2, run.genres)
+    input_windows.midi_dir_windows(str(tmp_path), 2, run.genres)
   with pytest.raises(UserError, match="no 2-bar dataset is built there"):
-    inference.split_windows(str(tmp_path), 2, "validation")
+    input_windows.split_windows(str(tmp_path), 2, "validation")
   with pytest.raises(UserError, match="has no readable 'test' split"):
-    inference.split_windows(trained_run.data_dir, 2, "test")
+    input_windows.split_windows(trained_run.data_dir, 2, "test")

@@ -1,4 +1,4 @@
-"""The latent explorer's JSON API (musae_jax.explore) on the tiny trained run, through
+"""The latent explorer's JSON API (musae_jax.tools.explore) on the tiny trained run, through
 Starlette's TestClient: results against the inference functions, path safety, uploads (every
 file of the corpus's bad/ folder), bad input answered 4xx with one line, and concurrent clients.
 """
@@ -23,11 +23,14 @@ import pytest
 
 from data_pipeline import midi_io
 from data_pipeline import song as song_lib
-from musae_jax import attributes as attributes_lib
-from musae_jax import explore
-from musae_jax import generate
-from musae_jax import inference
+from musae_jax import priors
 from musae_jax.errors import UserError
+from musae_jax.tools import attributes as attributes_lib
+from musae_jax.tools import explore
+from musae_jax.tools import explorer as explorer_lib
+from musae_jax.tools import generate
+from musae_jax.tools import input_windows
+from musae_jax.tools import runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 LONG_SONG = REPO / "demo_data" / "midi" / "miditok" / "Mr._Blue_Sky.mid"
@@ -41,10 +44,10 @@ def setup(trained_run, tmp_path_factory):
   root = tmp_path_factory.mktemp("explore")
   workdir = root / "run"
   shutil.copytree(trained_run.workdir, workdir)
-  run = inference.load_run(str(workdir))
+  run = runs.load_run(str(workdir))
   vector = np.random.default_rng(0).normal(size=run.latent_size).astype(np.float32)
   attributes_lib.save(str(workdir), {ATTRIBUTE: vector}, {"vectors": {}})
-  run = inference.load_run(str(workdir))
+  run = runs.load_run(str(workdir))
   midi_dir = root / "midi"
   (midi_dir / "sub").mkdir(parents=True)
   for song in trained_run.train_songs + trained_run.validation_songs:
@@ -58,7 +61,7 @@ def setup(trained_run, tmp_path_factory):
   (midi_dir / "linkdir").symlink_to(outside, target_is_directory=True)
   upload_dir = root / "uploads"
   upload_dir.mkdir()
-  explorer = explore.Explorer(run, str(midi_dir), str(upload_dir))
+  explorer = explorer_lib.Explorer(run, str(midi_dir), str(upload_dir))
   return {"run": run, "midi_dir": midi_dir, "explorer": explorer, "vector": vector,
           "train_songs": [os.path.basename(s) for s in trained_run.train_songs]}
 
@@ -104,13 +107,13 @@ def test_run_songs_and_page(client, setup):
 def test_song_windows_and_rejection(client, setup):
   midi_dir = setup["midi_dir"]
   song = client.get("/api/song", params={"id": "sub/long.mid"}).json()
-  windows = inference.song_windows(str(midi_dir / "sub" / "long.mid"), setup["run"].bars)
+  windows = input_windows.song_windows(str(midi_dir / "sub" / "long.mid"), setup["run"].bars)
   assert song["start_bars"] == sorted(set(windows.start_bars.tolist()))
-  assert song["valid_bars"] == inference.describe_bars(windows.start_bars)
+  assert song["valid_bars"] == input_windows.describe_bars(windows.start_bars)
   assert song["num_bars"] == windows.num_bars and song["programs"] == list(windows.programs)
   message = assert_refused(client.get("/api/song", params={"id": "not_midi.mid"}), 422)
   with pytest.raises(UserError) as cli:
-    inference.song_windows(str(midi_dir / "not_midi.mid"), setup["run"].bars)
+    input_windows.song_windows(str(midi_dir / "not_midi.mid"), setup["run"].bars)
   assert message == str(cli.value).replace(str(midi_dir) + os.sep, "")
   # A start bar without a valid window: the CLI's message, with the valid bars.
   message = assert_refused(client.post("/api/encode", json={"song": "sub/long.mid",
@@ -123,7 +126,7 @@ def test_encode_decode_blend_match_the_inference_functions(client, setup):
   first, second = setup["train_songs"][:2]
   a = client.post("/api/encode", json={"song": first}).json()
   b = client.post("/api/encode", json={"song": second, "start_bar": -1}).json()
-  window = inference.song_window(str(setup["midi_dir"] / first), run.bars)
+  window = input_windows.song_window(str(setup["midi_dir"] / first), run.bars)
   code = run.encode(window.tokens[None])
   assert a["input"] == window.tokens.astype(int).tolist()
   np.testing.assert_allclose(a["code"], code[0], rtol=1e-5, atol=1e-6)
@@ -143,7 +146,7 @@ def test_encode_decode_blend_match_the_inference_functions(client, setup):
   assert blend["tokens"] == run.decode(np.array([blend["code"]]))[0].astype(int).tolist()
   assert np.array(blend["grid"]).shape == (3, 3, run.num_steps, 4)
   assert np.array(blend["grid"])[0, 0].tolist() == a["reconstruction"]
-  assert explore.bilinear_weights(3, 1.0, 1.0).sum() == pytest.approx(1.0)
+  assert explorer_lib.bilinear_weights(3, 1.0, 1.0).sum() == pytest.approx(1.0)
 
 
 def test_sample_transfer_attribute(client, setup):
@@ -153,13 +156,13 @@ def test_sample_transfer_attribute(client, setup):
   np.testing.assert_allclose(sample["code"][:2], [1.0, 0.0], atol=1e-6)  # Component 0's mean.
   assert sample["component"] == 0 and sample["nearest_genre"] == genre
   seeded = client.post("/api/sample", json={"component": 1, "temperature": 0.7, "seed": 3}).json()
-  np.testing.assert_allclose(seeded["code"], inference.prior_codes(run, 3, 1, 1, 0.7)[0],
+  np.testing.assert_allclose(seeded["code"], runs.prior_codes(run, 3, 1, 1, 0.7)[0],
                              rtol=1e-6)
   code = client.post("/api/encode", json={"song": setup["train_songs"][0]}).json()["code"]
   target = len(run.genres)  # The unlabeled component.
   moved = client.post("/api/transfer", json={"code": code, "component": target}).json()
-  source = int(inference.nearest_component(np.array([code]), run.num_components)[0])
-  expected = inference.move_to_component(np.array([code]), source, target, run.num_components)
+  source = int(priors.nearest_component(np.array([code]), run.num_components)[0])
+  expected = priors.move_to_component(np.array([code]), source, target, run.num_components)
   np.testing.assert_allclose(moved["code"], expected[0], rtol=1e-5, atol=1e-6)
   assert (moved["source"], moved["target"], moved["target_genre"]) == (source, target, "unlabeled")
   assert moved["tokens"] == run.decode(expected)[0].astype(int).tolist()
@@ -254,7 +257,7 @@ def test_uploads(client, setup):
   start_bar = uploaded["start_bars"][1]
   encoded = client.post("/api/encode", json={"song": uploaded["id"], "start_bar": start_bar})
   assert encoded.json()["start_bar"] == start_bar, encoded.text
-  too_big = b"MThd" + bytes(explore.MAX_UPLOAD_BYTES + 10)
+  too_big = b"MThd" + bytes(explorer_lib.MAX_UPLOAD_BYTES + 10)
   assert "limit" in assert_refused(
       client.post("/api/upload", files={"file": ("big.mid", too_big, "audio/midi")}), 413)
   assert_refused(client.post("/api/upload", files={"other": ("x.mid", b"MThd", "audio/midi")}),
@@ -272,7 +275,7 @@ def test_every_bad_corpus_file_gets_the_cli_reason(client, setup, shared_data):
     response = client.post("/api/upload", files={"file": (path.name, path.read_bytes(),
                                                           "audio/midi")})
     try:
-      inference.song_windows(str(path), setup["run"].bars)
+      input_windows.song_windows(str(path), setup["run"].bars)
     except UserError as cli:
       message = assert_refused(response, 422)
       assert message == str(cli).replace(str(path), path.name), path
@@ -309,7 +312,7 @@ def test_wrong_sizes_and_methods(client, setup):
   assert_refused(client.get("/api/decode"), 405)
   assert_refused(client.get("/api/nothing"), 404)
   assert_refused(client.get("/api/song"), 400)
-  assert_refused(client.post("/api/decode", content="x" * (explore.MAX_UPLOAD_BYTES + 70_000),
+  assert_refused(client.post("/api/decode", content="x" * (explorer_lib.MAX_UPLOAD_BYTES + 70_000),
                              headers={"content-type": "application/json"}), 413)
 
 
@@ -350,7 +353,7 @@ def test_command_line_server(setup):
   port = _free_port()
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   process = subprocess.Popen(
-      [sys.executable, "-m", "musae_jax.explore", f"--workdir={setup['run'].workdir}",
+      [sys.executable, "-m", "musae_jax.tools.explore", f"--workdir={setup['run'].workdir}",
        f"--midi_dir={setup['midi_dir']}", f"--port={port}", "--host=127.0.0.2"],
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
   try:
@@ -374,7 +377,7 @@ def test_command_line_server(setup):
   assert process.returncode == 0, stderr
   assert url in stdout
   assert "warning: --host=127.0.0.2" in stderr and "Traceback" not in stderr
-  bad = subprocess.run([sys.executable, "-m", "musae_jax.explore",
+  bad = subprocess.run([sys.executable, "-m", "musae_jax.tools.explore",
                         f"--workdir={setup['midi_dir']}"], capture_output=True, text=True,
                        cwd=REPO, timeout=180, check=False)
   assert bad.returncode == 2 and bad.stderr.startswith("error: ")
@@ -391,7 +394,7 @@ def test_batcher_hands_each_caller_its_rows():
       raise ValueError("negative")
     return rows * 2
 
-  batcher = explore._Batcher(double, max_rows=6)  # pylint: disable=protected-access
+  batcher = explorer_lib._Batcher(double, max_rows=6)  # pylint: disable=protected-access
   with concurrent.futures.ThreadPoolExecutor(8) as pool:
     results = list(pool.map(lambda i: batcher(np.full((1 + i % 3, 2), i)), range(40)))
   for i, result in enumerate(results):
@@ -414,8 +417,8 @@ def test_gaussian_run_gets_a_pca_map_and_clear_genre_errors(setup, tmp_path):
   config.model.prior = "gaussian"
   config.model.hidden_size, config.model.latent_size = 16, 8
   graphdef, params = nnx.split(MusAE(config.model, 0, rngs=nnx.Rngs(params=0)), nnx.Param)
-  run = inference.Run(str(tmp_path), config, [], 0, graphdef, params)
-  explorer = explore.Explorer(run, str(setup["midi_dir"]), str(tmp_path))
+  run = runs.Run(str(tmp_path), config, [], 0, graphdef, params)
+  explorer = explorer_lib.Explorer(run, str(setup["midi_dir"]), str(tmp_path))
   with TestClient(explore.create_app(explorer)) as client:
     info = client.get("/api/run").json()
     assert info["prior"] == "gaussian" and info["components"] == [] and info["attributes"] == []
@@ -433,5 +436,5 @@ def test_gaussian_run_gets_a_pca_map_and_clear_genre_errors(setup, tmp_path):
                        ("/api/whole_song", {"song": "sub/long.mid", "mode": "transfer",
                                             "genre": "rock"})):
       assert "gaussian prior" in assert_refused(client.post(path, json=body), 422)
-    assert "none: run python -m musae_jax.attributes" in assert_refused(
+    assert "none: run python -m musae_jax.tools.attributes" in assert_refused(
         client.post("/api/attribute", json={"code": code, "amounts": {ATTRIBUTE: 1}}), 422)

@@ -19,9 +19,11 @@ import pretty_midi
 import pytest
 
 from data_pipeline import song as song_lib
-from musae_jax import attributes as attributes_lib
-from musae_jax import explore
-from musae_jax import inference
+from musae_jax.tools import attributes as attributes_lib
+from musae_jax.tools import explore
+from musae_jax.tools import explorer as explorer_lib
+from musae_jax.tools import input_windows
+from musae_jax.tools import runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEMO_MIDI = REPO / "demo_data" / "midi"
@@ -49,16 +51,16 @@ def chromium_executable() -> str | None:
 @pytest.fixture(scope="module")
 def server(trained_run, tmp_path_factory):
   """The explorer on a copy of the tiny run with attribute vectors (computed as the README
-  does: python -m musae_jax.attributes --workdir=RUN --midi_dir=demo_data/midi), served by
+  does: python -m musae_jax.tools.attributes --workdir=RUN --midi_dir=demo_data/midi), served by
   uvicorn in a thread; yields its URL, the run and the attributes' summary."""
   import uvicorn  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp("browser_run") / "run"
   shutil.copytree(trained_run.workdir, workdir)  # The shared run stays without vectors.
-  run = inference.load_run(str(workdir))
-  windows = inference.run_windows(run, midi_dir=str(DEMO_MIDI), max_windows=1024)
+  run = runs.load_run(str(workdir))
+  windows = input_windows.run_windows(run, midi_dir=str(DEMO_MIDI), max_windows=1024)
   summary = attributes_lib.compute_and_save(run, windows, check_windows=0)
   assert summary["vectors"], "no attribute vector computed"
-  explorer = explore.Explorer(run, trained_run.midi_dir, str(tmp_path_factory.mktemp("uploads")))
+  explorer = explorer_lib.Explorer(run, trained_run.midi_dir, str(tmp_path_factory.mktemp("uploads")))
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -214,7 +216,7 @@ def test_explorer_in_chromium(server, tmp_path):
       assert uploaded
       shown_bars = page.eval_on_selector_all("#bar-2 option", "os => os.map(o => Number(o.value))")
       assert shown_bars == expected_bars
-      assert (f"windows start at bars {inference.describe_bars(expected_bars)}"
+      assert (f"windows start at bars {input_windows.describe_bars(expected_bars)}"
               in page.inner_text("#status-2"))
 
       # The whole-song panel: the uploaded song in corner A, restyled with the attribute

@@ -11,9 +11,11 @@ import pytest
 from data_pipeline import midi_io
 from data_pipeline import song
 from data_pipeline.tokens import TRACKS
-from musae_jax import generate
-from musae_jax import inference
+from musae_jax import priors
 from musae_jax.errors import UserError
+from musae_jax.tools import generate
+from musae_jax.tools import input_windows
+from musae_jax.tools import runs
 from tests.conftest_run import DEMO_MIDI, REPO
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -21,7 +23,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def run(trained_run):  # pylint: disable=redefined-outer-name
-  return inference.load_run(trained_run.workdir)
+  return runs.load_run(trained_run.workdir)
 
 
 def _is_png(path):
@@ -61,7 +63,7 @@ def _check_midi(path, programs, tempo_qpm):
 
 def test_every_mode_writes_playable_midi_and_pngs(run, trained_run, tmp_path):
   first, second = trained_run.train_songs[:2]
-  window = inference.song_window(first, 2)
+  window = input_windows.song_window(first, 2)
   genre, other = run.genres[0], run.genres[1]
   results = {
       "reconstruct": generate.reconstruct(run, first, str(tmp_path / "r")),
@@ -99,27 +101,27 @@ def test_interpolation_ends_are_the_two_reconstructions(run, trained_run, tmp_pa
 
 
 def test_transfer_moves_the_code_into_the_target_genres_component(run, trained_run, tmp_path):
-  window = inference.song_window(trained_run.train_songs[0], 2)
+  window = input_windows.song_window(trained_run.train_songs[0], 2)
   code = run.encode(window.tokens[None])
-  source = int(inference.nearest_component(code, run.num_components)[0])
+  source = int(priors.nearest_component(code, run.num_components)[0])
   for target, genre in enumerate(run.genres):
-    moved = inference.move_to_component(code, source, target, run.num_components)
-    assert inference.nearest_component(moved, run.num_components)[0] == target
+    moved = priors.move_to_component(code, source, target, run.num_components)
+    assert priors.nearest_component(moved, run.num_components)[0] == target
     np.testing.assert_allclose(np.linalg.norm(moved), np.linalg.norm(code), rtol=1e-5)
     np.testing.assert_array_equal(moved[:, 2:], code[:, 2:])
   genre = next(g for k, g in enumerate(run.genres) if k != source)
   transferred = generate.transfer(run, window.path, str(tmp_path), genre)[-1]
   assert transferred.name.endswith(f"_to_{genre}")
-  expected = inference.move_to_component(code, source, run.genres.index(genre),
+  expected = priors.move_to_component(code, source, run.genres.index(genre),
                                          run.num_components)
   np.testing.assert_array_equal(transferred.tokens, run.decode(expected)[0])
 
 
 def test_samples_of_a_genre_come_from_its_component(run):
   for component in range(run.num_components):
-    codes = inference.prior_codes(run, 0, 64, component)
-    assert (inference.nearest_component(codes, run.num_components) == component).mean() > 0.9
-    centre = inference.prior_codes(run, 1, 4, component, temperature=0.0)
+    codes = runs.prior_codes(run, 0, 64, component)
+    assert (priors.nearest_component(codes, run.num_components) == component).mean() > 0.9
+    centre = runs.prior_codes(run, 1, 4, component, temperature=0.0)
     np.testing.assert_allclose(np.linalg.norm(centre[:, :2], axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(centre[:, 2:], 0.0)
 
@@ -166,7 +168,7 @@ def test_bad_inputs_are_clear_one_line_errors(run, trained_run, tmp_path):
 
 
 def test_command_line_writes_files_and_reports_errors_in_one_line(trained_run, tmp_path):
-  command = [sys.executable, "-m", "musae_jax.generate", f"--workdir={trained_run.workdir}",
+  command = [sys.executable, "-m", "musae_jax.tools.generate", f"--workdir={trained_run.workdir}",
              f"--out={tmp_path}"]
   ok = subprocess.run(command + ["--mode=sample", "--num=2"], cwd=REPO, capture_output=True,
                       text=True, timeout=300)

@@ -14,6 +14,7 @@ from data_pipeline import build
 from data_pipeline import loader
 from data_pipeline import split as split_lib
 from data_pipeline import tokens as tokens_lib
+from data_pipeline.errors import UserError
 
 # Small real songs of five genres; the fixture takes train and validation songs from them.
 CANDIDATES = ["freemidi/country/14391.mid", "freemidi/pop/11977.mid", "freemidi/pop/11804.mid",
@@ -164,7 +165,7 @@ def test_processes_read_disjoint_slices_of_the_same_global_batches(data_dir):
                                        process_index=1, process_count=2)
   assert not collections.Counter(_rows(next(untransposed) for _ in range(num_batches))) - all_rows
   assert sum(seen.values()) == num_batches * 8
-  with pytest.raises(ValueError, match="fewer than one global batch"):
+  with pytest.raises(UserError, match="fewer than one global batch"):
     loader.train_iterator(data_dir, 2, num_train + 1, seed=0)
 
 

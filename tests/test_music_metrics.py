@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from data_pipeline.tokens import HOLD, SILENT
-from musae_jax import music_metrics
-from musae_jax import plots
+from musae_jax.tools import music_metrics
+from musae_jax.tools import plots
 
 _ = SILENT  # Reads as a silent step in the hand-written windows below.
 

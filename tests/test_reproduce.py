@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from musae_jax import reproduce
 from musae_jax.errors import UserError
+from musae_jax.tools import reproduce
 from tests.train_helpers import REPO
 
 DEMO_MIDI = str(REPO / "demo_data" / "midi")
@@ -41,7 +41,7 @@ def test_cpu_suite_builds_trains_evaluates_and_resumes(tmp_path):
   assert table.count("majority baseline") == 3 and table.count("prior-mean baseline") == 3
 
   # The ablation figure draws several runs' curves from their metrics.jsonl.
-  from musae_jax import plots  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import plots  # pylint: disable=g-import-not-at-top
   figure = plots.compare_runs({name: str(tmp_path / "runs" / name / "metrics.jsonl")
                                for name in reproduce.SUITES["cpu"]}, str(tmp_path / "cmp.png"))
   assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
@@ -52,12 +52,26 @@ def test_cpu_suite_builds_trains_evaluates_and_resumes(tmp_path):
                                 only=["corpus_2bar"])
   assert [r["step"] for r in results] == [6]
   assert sorted(os.listdir(tmp_path / "runs" / "corpus_2bar" / "checkpoints"))[-1] == "6"
+  # The table keeps the runs evaluated before; the re-evaluated run replaces its row.
+  saved = json.loads((tmp_path / "results.json").read_text())
+  assert [(r["name"], r["step"]) for r in saved["runs"]] == [
+      ("corpus_2bar", 6), ("corpus_16bar", 4), ("corpus_16bar_gm", 4)]
+
+  # A chosen checkpoint step (runs compared at equal steps); a missing one is a clear error.
+  results = reproduce.run_suite("cpu", DEMO_MIDI, DEMO_GENRES, out, stage="evaluate",
+                                max_eval_windows=48, num_pairs=4, overrides=TINY,
+                                only=["corpus_2bar"], eval_step=4)
+  assert [r["step"] for r in results] == [4]
+  with pytest.raises(UserError, match=r"no checkpoint of step 5; it has steps 4, 6"):
+    reproduce.run_suite("cpu", DEMO_MIDI, DEMO_GENRES, out, stage="evaluate",
+                        max_eval_windows=48, num_pairs=4, overrides=TINY,
+                        only=["corpus_2bar"], eval_step=5)
 
 
 def test_majority_baseline_is_the_best_z_free_token_predictor(demo_data_dir):
-  from musae_jax import inference  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import input_windows  # pylint: disable=g-import-not-at-top
   majority = reproduce.majority_tokens(demo_data_dir, 2)
-  train = inference.split_windows(demo_data_dir, 2, "train").tokens
+  train = input_windows.split_windows(demo_data_dir, 2, "train").tokens
   assert majority.shape == train.shape[1:]
   best = (np.broadcast_to(majority, train.shape) == train).sum()
   # No other per-position token does better on the data it was counted on: try each position's

@@ -8,10 +8,13 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from data_pipeline import loader
+from musae_jax import sharding
+from musae_jax import step as step_lib
 from musae_jax import train
 from musae_jax.errors import UserError
 from tests import train_helpers
@@ -54,8 +57,27 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(demo_data_dir, tmp_
       train_helpers.final_params(tmp_path / "resumed", config, genres))
 
 
-def test_nan_stops_training_and_keeps_last_checkpoint(demo_data_dir, tmp_path):
-  config = train_helpers.tiny_config(demo_data_dir, debug_nan_at_step=9)
+def _step_that_diverges_at(nan_step: int):
+  """make_train_step whose step nan_step makes the parameters and metrics NaN, as a divergence
+  would (the production step is wrapped, not changed)."""
+  make_real_step = step_lib.make_train_step
+
+  def make_train_step(config, graphdef, num_genres):
+    real_step = make_real_step(config, graphdef, num_genres)
+
+    def train_step(state, batch):
+      new_state, metrics = real_step(state, batch)
+      poison = jnp.where(state.step == nan_step, jnp.nan, 0.0)
+      params = jax.tree.map(lambda p: p + poison.astype(p.dtype), new_state.params)
+      return (new_state.replace(params=params),
+              {name: value + poison for name, value in metrics.items()})
+    return train_step
+  return make_train_step
+
+
+def test_nan_stops_training_and_keeps_last_checkpoint(demo_data_dir, tmp_path, monkeypatch):
+  monkeypatch.setattr(step_lib, "make_train_step", _step_that_diverges_at(9))
+  config = train_helpers.tiny_config(demo_data_dir)
   with pytest.raises(train.TrainingDiverged, match=r"at step 10; the last good checkpoint is step 8"):
     train.train_and_evaluate(config, str(tmp_path))
   assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()) == [4, 8]
@@ -141,3 +163,11 @@ def test_sigkill_then_restart_equals_an_uninterrupted_run(demo_data_dir, tmp_pat
   genres = _num_genres(demo_data_dir)
   train_helpers.assert_trees_equal(train_helpers.final_params(tmp_path / "straight", config, genres),
                                    train_helpers.final_params(killed_dir, config, genres))
+
+
+def test_training_loop_allows_no_implicit_transfer(demo_data_dir, tmp_path, monkeypatch):
+  # Batches handed to the step as numpy arrays (not placed with sharding.global_batch) would be
+  # copied to the device implicitly at every step: the loop's transfer guard refuses them.
+  monkeypatch.setattr(sharding, "global_batch", lambda batch, mesh: batch)
+  with pytest.raises(Exception, match=r"[Dd]isallowed host-to-device transfer"):
+    train.train_and_evaluate(train_helpers.tiny_config(demo_data_dir), str(tmp_path))

@@ -2,7 +2,6 @@
 
 import json
 
-import ml_collections
 
 from configs import default
 from musae_jax import train

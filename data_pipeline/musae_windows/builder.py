@@ -42,6 +42,7 @@ import tqdm
 from data_pipeline import genres as genres_lib
 from data_pipeline import split as split_lib
 from data_pipeline import tokens as tokens_lib
+from data_pipeline.errors import UserError
 from data_pipeline.musae_windows import build_stats
 from data_pipeline.musae_windows import example_codec
 from data_pipeline.musae_windows import extraction
@@ -54,7 +55,7 @@ MIDI_EXTENSIONS = genres_lib.MIDI_EXTENSIONS  # The files a build reads (and lab
 WRITERS = ("direct", "tfds")
 
 
-class BuildError(ValueError):
+class BuildError(UserError):
   """A problem with the build's input (folder, labels, manifest), in one sentence."""
 
 

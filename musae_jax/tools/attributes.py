@@ -1,6 +1,6 @@
 r"""Attribute vectors: directions in latent space that change one musical property of a track.
 
-  python -m musae_jax.attributes --workdir=RUN [--split=train | --midi_dir=DIR] \
+  python -m musae_jax.tools.attributes --workdir=RUN [--split=train | --midi_dir=DIR] \
       [--max_windows=20000]
 
 For each track and descriptor (note density, mean pitch, mean note length, mean pitch step,
@@ -11,22 +11,23 @@ top quantile of that descriptor minus the mean code of the windows in the bottom
 Written into the workdir: attributes.npz (names, vectors [A, N_z]) and attributes.json (for each
 vector: the windows and descriptor means behind it, and its measured effect: on a sample of
 windows, the descriptor of decode(z + v) minus that of decode(z), and the same for -v). Then
-`python -m musae_jax.generate --mode=attribute --attribute=NAME --amount=X` adds X * v.
+`python -m musae_jax.tools.generate --mode=attribute --attribute=NAME --amount=X` adds X * v.
 """
 
 import json
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
 from data_pipeline.tokens import TRACKS
 from musae_jax import cli
-from musae_jax import inference
-from musae_jax import music_metrics
 from musae_jax.errors import UserError
+from musae_jax.tools import input_windows
+from musae_jax.tools import music_metrics
+from musae_jax.tools import reports
+from musae_jax.tools import runs
 
 DESCRIPTORS = ("note_density", "mean_pitch", "mean_note_length", "mean_pitch_step", "silent_rate")
 VECTORS_FILE = "attributes.npz"
@@ -71,7 +72,7 @@ def compute_vectors(codes: np.ndarray, descriptors: dict[str, np.ndarray],
   return vectors, info
 
 
-def measure_effects(run: inference.Run, codes: np.ndarray, vectors: dict[str, np.ndarray],
+def measure_effects(run: runs.Run, codes: np.ndarray, vectors: dict[str, np.ndarray],
                     amount: float = 1.0) -> dict[str, dict[str, float]]:
   """For each vector: the mean change of its descriptor between decode(z +- amount * v) and
   decode(z) over the given codes (NaN-safe means)."""
@@ -100,19 +101,8 @@ def save(workdir: str, vectors: dict[str, np.ndarray], summary: dict) -> tuple[s
   np.savez(vectors_path, names=np.array(names), vectors=np.stack([vectors[n] for n in names]))
   summary_path = os.path.join(workdir, SUMMARY_FILE)
   with open(summary_path, "w", encoding="utf-8") as f:
-    json.dump(_finite(summary), f, indent=1, sort_keys=True)
+    json.dump(reports.json_safe(summary), f, indent=1, sort_keys=True)
   return vectors_path, summary_path
-
-
-def _finite(value):
-  """JSON-safe copy: NaN/Inf floats become None."""
-  if isinstance(value, dict):
-    return {k: _finite(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_finite(v) for v in value]
-  if isinstance(value, float) and not np.isfinite(value):
-    return None
-  return value
 
 
 def load_vector(workdir: str, name: str, latent_size: int) -> np.ndarray:
@@ -120,7 +110,7 @@ def load_vector(workdir: str, name: str, latent_size: int) -> np.ndarray:
   path = os.path.join(workdir, VECTORS_FILE)
   if not os.path.exists(path):
     raise UserError(f"{path}: no attribute vectors yet; compute them with "
-                    f"python -m musae_jax.attributes --workdir={workdir}")
+                    f"python -m musae_jax.tools.attributes --workdir={workdir}")
   with np.load(path) as saved:
     names = [str(n) for n in saved["names"]]
     if name not in names:
@@ -132,7 +122,7 @@ def load_vector(workdir: str, name: str, latent_size: int) -> np.ndarray:
   return vector
 
 
-def compute_and_save(run: inference.Run, windows: inference.WindowSet, quantile: float = 0.25,
+def compute_and_save(run: runs.Run, windows: input_windows.WindowSet, quantile: float = 0.25,
                      check_windows: int = 64, seed: int = 0) -> dict:
   """Encodes the windows, computes, measures and saves the vectors; returns the summary."""
   codes = run.encode(windows.tokens)
@@ -172,8 +162,8 @@ def main(argv):
   f = flags.FLAGS
 
   def body():
-    run = inference.load_run(f.workdir)
-    windows = inference.run_windows(run, split=f.split, data_dir=f.data_dir,
+    run = runs.load_run(f.workdir)
+    windows = input_windows.run_windows(run, split=f.split, data_dir=f.data_dir,
                                     midi_dir=f.midi_dir, max_windows=f.max_windows,
                                     seed=f.seed)
     return run, compute_and_save(run, windows, f.quantile, f.check_windows, f.seed)
@@ -190,7 +180,12 @@ def main(argv):
     print(f"  {name}: high {info['high_mean']:.3g} vs low {info['low_mean']:.3g}{shown}")
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+  """The musae-attributes console script."""
   define_flags()
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  cli.run_console(main, __name__)
+
+
+if __name__ == "__main__":
+  console_main()

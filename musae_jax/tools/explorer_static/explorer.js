@@ -487,7 +487,7 @@ function setUpAttributes() {
   const container = $("attributes");
   if (!state.run.attributes.length) {
     container.innerHTML = '<p class="hint">No attribute vectors for this run: compute them with ' +
-        "<code>python -m musae_jax.attributes --workdir=RUN</code>.</p>";
+        "<code>python -m musae_jax.tools.attributes --workdir=RUN</code>.</p>";
     return;
   }
   state.run.attributes.forEach((name) => {

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from data_pipeline.tokens import NUM_PITCHES, STEPS_PER_BAR, TRACKS  # pylint: disable=C0413
-from musae_jax import music_metrics  # pylint: disable=wrong-import-position
+from musae_jax.tools import music_metrics  # pylint: disable=wrong-import-position
 
 _ONSET, _HELD = 1.0, 0.55  # Grey levels of a note's first step and of its continuation.
 

@@ -1,7 +1,7 @@
 r"""The reproduction suite: build the data, train each model of a suite, evaluate, one table.
 
-  python -m musae_jax.reproduce --suite=cpu --midi_dir=DIR [--genres=FILE] --out=DIR
-  ./launch.sh --module=musae_jax.reproduce -- --suite=paper --midi_dir=DIR --out=DIR  (cluster:
+  python -m musae_jax.tools.reproduce --suite=cpu --midi_dir=DIR [--genres=FILE] --out=DIR
+  ./launch.sh --module=musae_jax.tools.reproduce -- --suite=paper --midi_dir=DIR --out=DIR  (cluster:
       trains in every process), then the same command as one process with --stage=evaluate
 
 Suites (configs/<name>.py):
@@ -30,7 +30,6 @@ import platform
 import subprocess
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 import ml_collections
@@ -104,8 +103,8 @@ def train_run(config, workdir: str, num_train_steps: int) -> None:
 
 def majority_tokens(data_dir: str, bars: int) -> np.ndarray:
   """uint8 [T, 4]: each track's most frequent token at each step position, in the train split."""
-  from musae_jax import inference  # pylint: disable=g-import-not-at-top
-  tokens = inference.split_windows(data_dir, bars, "train").tokens.astype(np.int64)
+  from musae_jax.tools import input_windows  # pylint: disable=g-import-not-at-top
+  tokens = input_windows.split_windows(data_dir, bars, "train").tokens.astype(np.int64)
   steps = tokens.shape[1]
   cell = (np.arange(steps)[:, None] * len(TRACKS) + np.arange(len(TRACKS))[None, :])
   counts = np.bincount((cell[None] * NUM_CLASSES + tokens).ravel(),
@@ -126,7 +125,7 @@ def prior_mean_codes(run, genres: np.ndarray) -> np.ndarray:
 
 
 def scores_of(predicted: np.ndarray, target: np.ndarray) -> dict:
-  from musae_jax import music_metrics  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import music_metrics  # pylint: disable=g-import-not-at-top
   counts = music_metrics.ReconstructionCounts()
   counts.update(predicted, target)
   return with_pitched_means(counts.scores())
@@ -140,10 +139,12 @@ def with_pitched_means(scores: dict) -> dict:
   return scores
 
 
-def run_wall_time(metrics_path: str) -> dict:
-  """Training time, steps and steps/s from a run's metrics.jsonl (resumed runs included)."""
+def run_wall_time(metrics_path: str, up_to_step: int | None = None) -> dict:
+  """Training time, steps and steps/s from a run's metrics.jsonl (resumed runs included), up to
+  a step (default: all of it)."""
   lines = [json.loads(line) for line in open(metrics_path, encoding="utf-8")]
-  train = [l for l in lines if "train/steps_per_s" in l]
+  train = [l for l in lines if "train/steps_per_s" in l
+           and (up_to_step is None or l["step"] <= up_to_step)]
   if not train:
     return {}
   seconds, previous = 0.0, 0
@@ -155,13 +156,15 @@ def run_wall_time(metrics_path: str) -> dict:
 
 
 def evaluate_run(config, workdir: str, out: str, majority: np.ndarray, max_windows: int,
-                 num_pairs: int) -> dict:
-  """The run's evaluation report on the validation split, its baselines and learning curves."""
-  from musae_jax import evaluate  # pylint: disable=g-import-not-at-top
-  from musae_jax import inference  # pylint: disable=g-import-not-at-top
-  from musae_jax import plots  # pylint: disable=g-import-not-at-top
-  run = inference.load_run(workdir)
-  windows = inference.split_windows(config.data.data_dir, run.bars, "validation", max_windows)
+                 num_pairs: int, step: int | None = None) -> dict:
+  """The run's evaluation report on the validation split (its newest checkpoint, or the given
+  step), its baselines and learning curves."""
+  from musae_jax.tools import evaluate  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import input_windows  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import runs  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import plots  # pylint: disable=g-import-not-at-top
+  run = runs.load_run(workdir, step)
+  windows = input_windows.split_windows(config.data.data_dir, run.bars, "validation", max_windows)
   report_dir = os.path.join(out, "eval", config.name)
   metrics = evaluate.evaluate(run, windows, report_dir, num_pairs=num_pairs)
   model = with_pitched_means({k: metrics[k] for k in ("accuracy", "note_accuracy", "onset_f1")})
@@ -176,7 +179,7 @@ def evaluate_run(config, workdir: str, out: str, majority: np.ndarray, max_windo
       "model": model, "majority": majority_scores, "prior_mean": prior_scores,
       "interpolation": metrics["interpolation"], "genre_probe": {
           k: metrics["genre_probe"].get(k) for k in ("accuracy", "chance")},
-      "timing": run_wall_time(os.path.join(workdir, "metrics.jsonl")),
+      "timing": run_wall_time(os.path.join(workdir, "metrics.jsonl"), run.step),
       "report": os.path.relpath(os.path.join(report_dir, "report.md"), out),
       "curves": os.path.relpath(curves, out),
       "size": {k: config.model[k] for k in ("hidden_size", "latent_size", "encoder_layers",
@@ -252,10 +255,32 @@ def environment_description() -> dict:
           "date": time.strftime("%Y-%m-%d")}
 
 
+def _merge_with_earlier(path: str, results: list[dict], order: list[str]) -> list[dict]:
+  """This call's results and those of runs evaluated before in the same folder (the suite's
+  order; a run evaluated again replaces its earlier row)."""
+  earlier = []
+  if os.path.isfile(path):
+    try:
+      with open(path, encoding="utf-8") as f:
+        earlier = json.load(f).get("runs", [])
+    except (OSError, ValueError, AttributeError):
+      logging.warning("%s is unreadable; the table holds this call's runs only.", path)
+  by_name = {r["name"]: r for r in earlier if isinstance(r, dict) and "name" in r}
+  by_name.update({r["name"]: r for r in results})
+  rank = {name: i for i, name in enumerate(order)}
+  return sorted(by_name.values(), key=lambda r: rank.get(r["name"], len(rank)))
+
+
 def run_suite(suite: str, midi_dir: str, genres_file: str | None, out: str, *,
               stage: str = "all", num_train_steps: int = 0, max_eval_windows: int = 0,
-              num_pairs: int = 256, overrides: list[str] = (), only: list[str] = ()) -> list[dict]:
-  """Builds, trains and evaluates the suite's runs; writes results.md/json (process 0)."""
+              num_pairs: int = 256, overrides: list[str] = (), only: list[str] = (),
+              eval_step: int = 0) -> list[dict]:
+  """Builds, trains and evaluates the suite's runs; writes results.md/json (process 0).
+
+  Runs evaluated by an earlier call with the same --out stay in the table (a run evaluated again
+  replaces its row), so runs can be evaluated one at a time. eval_step > 0 evaluates that
+  checkpoint step of every run instead of its newest (e.g. two runs compared at equal steps).
+  """
   import jax  # pylint: disable=g-import-not-at-top
   from data_pipeline import build as data_build  # pylint: disable=g-import-not-at-top
   if suite not in SUITES:
@@ -280,7 +305,7 @@ def run_suite(suite: str, midi_dir: str, genres_file: str | None, out: str, *,
   if jax.process_count() > 1:
     if jax.process_index() == 0:
       logging.warning("Trained in %d processes; evaluate as one process: python -m "
-                      "musae_jax.reproduce --stage=evaluate with the same flags.",
+                      "musae_jax.tools.reproduce --stage=evaluate with the same flags.",
                       jax.process_count())
     return []
   results, majorities = [], {}
@@ -294,12 +319,13 @@ def run_suite(suite: str, midi_dir: str, genres_file: str | None, out: str, *,
       majorities[bars] = majority_tokens(config.data.data_dir, bars)
     logging.info("Evaluating %s.", workdir)
     results.append(evaluate_run(config, workdir, out, majorities[bars], max_eval_windows,
-                                num_pairs))
+                                num_pairs, eval_step or None))
   environment = environment_description()
+  table = _merge_with_earlier(os.path.join(out, "results.json"), results, SUITES[suite])
   with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
-    json.dump({"environment": environment, "runs": results}, f, indent=1)
+    json.dump({"environment": environment, "runs": table}, f, indent=1)
   with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
-    f.write(results_markdown(results, environment))
+    f.write(results_markdown(table, environment))
   return results
 
 
@@ -314,6 +340,7 @@ def define_flags() -> None:
   flags.DEFINE_integer("num_train_steps", 0, "Override every run's step count (0 = configs').")
   flags.DEFINE_integer("max_eval_windows", 0, "Random subset of validation windows (0 = all).")
   flags.DEFINE_integer("num_pairs", 256, "Interpolation pairs per run.")
+  flags.DEFINE_integer("eval_step", 0, "Evaluate this checkpoint step of each run (0 = newest).")
   flags.DEFINE_multi_string("set", [], "FIELD=VALUE config override for every run, "
                             "e.g. --set=batch_size=512.")
   flags.DEFINE_string("coordinator_address", "", "host:port of process 0 (multi-process).")
@@ -329,7 +356,8 @@ def main(argv):
     sharding.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id)
     return run_suite(f.suite, f.midi_dir, f.genres, f.out, stage=f.stage,
                      num_train_steps=f.num_train_steps, max_eval_windows=f.max_eval_windows,
-                     num_pairs=f.num_pairs, overrides=f.set, only=f.runs)
+                     num_pairs=f.num_pairs, overrides=f.set, only=f.runs,
+                     eval_step=f.eval_step)
 
   results = cli.run_tool(argv, body, logging.INFO)
   for result in results:
@@ -342,7 +370,12 @@ def main(argv):
     print(f"Table: {os.path.join(f.out, 'results.md')}")
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+  """The musae-reproduce console script."""
   define_flags()
   flags.mark_flags_as_required(["midi_dir", "out"])
-  app.run(main)
+  cli.run_console(main, __name__)
+
+
+if __name__ == "__main__":
+  console_main()

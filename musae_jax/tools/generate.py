@@ -1,15 +1,15 @@
 r"""Turns MIDI into MIDI with a trained run: reconstruct, sample, interpolate, transfer, attribute.
 
-  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=reconstruct --input=a.mid \
+  python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=reconstruct --input=a.mid \
       [--start_bar=K]
-  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=sample --num=8 [--genre=rock] \
+  python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=sample --num=8 [--genre=rock] \
       [--temperature=0.5]
-  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=interpolate --input=a.mid \
+  python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=interpolate --input=a.mid \
       --input2=b.mid --num=7 [--spherical]
-  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid --genre=rock
-  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=attribute --input=a.mid \
+  python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid --genre=rock
+  python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=attribute --input=a.mid \
       --attribute=bass_note_density --amount=1.5
-  python -m musae_jax.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid \
+  python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid \
       --genre=rock --whole_song
 
 With --whole_song (reconstruct, transfer, attribute) the whole song is restyled, not one window:
@@ -19,7 +19,7 @@ one MIDI file of the song's length with its tempo and programs.
 Every result is a multitrack MIDI file (the input's programs and tempo, or General MIDI defaults
 for samples) and a pianoroll PNG beside it; an interpolation also gets one grid PNG. Each
 input-based mode also writes the input window and its plain reconstruction, to compare with.
-The attribute vectors come from `python -m musae_jax.attributes --workdir=RUN`. A sample's
+The attribute vectors come from `python -m musae_jax.tools.attributes --workdir=RUN`. A sample's
 temperature scales the prior draw's distance from its component's mean (the decoder is not
 autoregressive, so there is no per-step sampling to make more or less random).
 """
@@ -28,7 +28,6 @@ import dataclasses
 import os
 from typing import Callable, Sequence
 
-from absl import app
 from absl import flags
 import numpy as np
 
@@ -36,10 +35,12 @@ from data_pipeline import midi_io
 from data_pipeline import song as song_lib
 from data_pipeline import tokens as tokens_lib
 from musae_jax import cli
-from musae_jax import attributes
-from musae_jax import inference
-from musae_jax import plots
+from musae_jax import priors
 from musae_jax.errors import UserError
+from musae_jax.tools import attributes
+from musae_jax.tools import input_windows
+from musae_jax.tools import plots
+from musae_jax.tools import runs
 
 MODES = ("reconstruct", "sample", "interpolate", "transfer", "attribute")
 DEFAULT_PROGRAMS = (0, 33, 0, 48)  # GM: drum kit, finger bass, grand piano, string ensemble.
@@ -69,7 +70,7 @@ def write_window(tokens: np.ndarray, out_dir: str, name: str, title: str,
   return Output(name, np.asarray(tokens), (midi_path, png_path))
 
 
-def _write_input_and_reconstruction(run: inference.Run, window: inference.InputWindow,
+def _write_input_and_reconstruction(run: runs.Run, window: input_windows.InputWindow,
                                     out_dir: str, base: str
                                     ) -> tuple[np.ndarray, list[Output]]:
   """Writes the input window and its reconstruction; returns (its code [1, N_z], outputs)."""
@@ -81,38 +82,38 @@ def _write_input_and_reconstruction(run: inference.Run, window: inference.InputW
   return code, outputs
 
 
-def _input_window(run: inference.Run, path: str | None, start_bar: int,
-                  flag: str = "--input") -> inference.InputWindow:
+def _input_window(run: runs.Run, path: str | None, start_bar: int,
+                  flag: str = "--input") -> input_windows.InputWindow:
   if not path:
     raise UserError(f"this mode needs {flag}=FILE.mid")
-  return inference.song_window(path, run.bars, start_bar)
+  return input_windows.song_window(path, run.bars, start_bar)
 
 
-def _base_name(window: inference.InputWindow) -> str:
+def _base_name(window: input_windows.InputWindow) -> str:
   return _safe(f"{window.stem}_bar{window.start_bar}")
 
 
-def reconstruct(run: inference.Run, input_path: str, out_dir: str,
+def reconstruct(run: runs.Run, input_path: str, out_dir: str,
                 start_bar: int = -1) -> list[Output]:
   """The input window and its reconstruction."""
   window = _input_window(run, input_path, start_bar)
   return _write_input_and_reconstruction(run, window, out_dir, _base_name(window))[1]
 
 
-def sample(run: inference.Run, out_dir: str, num: int, genre: str | None = None,
+def sample(run: runs.Run, out_dir: str, num: int, genre: str | None = None,
            temperature: float = 1.0, seed: int = 0) -> list[Output]:
   """num windows decoded from prior samples (of one genre's component when given)."""
   if num < 1:
     raise UserError(f"--num={num} must be at least 1.")
-  component = inference.genre_component(run, genre) if genre else None
-  codes = inference.prior_codes(run, seed, num, component, temperature)
+  component = runs.genre_component(run, genre) if genre else None
+  codes = runs.prior_codes(run, seed, num, component, temperature)
   label = f"_{_safe(genre)}" if genre else ""
   return [write_window(tokens, out_dir, f"sample{label}_{i:02d}",
                        f"sample{label}_{i:02d} (temperature {temperature:g})")
           for i, tokens in enumerate(run.decode(codes))]
 
 
-def interpolate(run: inference.Run, input_path: str, input2_path: str, out_dir: str, num: int,
+def interpolate(run: runs.Run, input_path: str, input2_path: str, out_dir: str, num: int,
                 spherical: bool = False, start_bar: int = -1, start_bar2: int = -1
                 ) -> list[Output]:
   """num windows decoded along the line (or arc) between the two inputs' codes, both ends
@@ -123,7 +124,7 @@ def interpolate(run: inference.Run, input_path: str, input2_path: str, out_dir: 
   second = _input_window(run, input2_path, start_bar2, "--input2")
   codes = run.encode(np.stack([first.tokens, second.tokens]))
   alphas = np.linspace(0.0, 1.0, num)
-  decoded = run.decode(inference.interpolate(codes[0], codes[1], alphas, spherical))
+  decoded = run.decode(priors.interpolate_codes(codes[0], codes[1], alphas, spherical))
   kind = "slerp" if spherical else "lerp"
   base = f"{_base_name(first)}_to_{_base_name(second)}_{kind}"
   outputs = [write_window(tokens, out_dir, f"{base}_{i:02d}_alpha{alpha:.2f}",
@@ -136,18 +137,18 @@ def interpolate(run: inference.Run, input_path: str, input2_path: str, out_dir: 
   return outputs + [Output(f"{base}_grid", decoded, (grid,))]
 
 
-def transfer(run: inference.Run, input_path: str, out_dir: str, genre: str,
+def transfer(run: runs.Run, input_path: str, out_dir: str, genre: str,
              start_bar: int = -1) -> list[Output]:
   """The input window, its reconstruction, and its code moved to the genre's component."""
   if not genre:
     raise UserError("transfer needs --genre=TAG (the target genre).")
-  target = inference.genre_component(run, genre)
+  target = runs.genre_component(run, genre)
   window = _input_window(run, input_path, start_bar)
   base = _base_name(window)
   code, outputs = _write_input_and_reconstruction(run, window, out_dir, base)
-  source = int(inference.nearest_component(code, run.num_components)[0])
-  moved = inference.move_to_component(code, source, target, run.num_components)
-  source_name = inference.component_name(run, source)
+  source = int(priors.nearest_component(code, run.num_components)[0])
+  moved = priors.move_to_component(code, source, target, run.num_components)
+  source_name = runs.component_name(run, source)
   name = f"{base}_{_safe(source_name)}_to_{_safe(genre)}"
   print(f"{window.path}: code is nearest to component {source} ({source_name}); moved to "
         f"{target} ({genre}).")
@@ -156,7 +157,7 @@ def transfer(run: inference.Run, input_path: str, out_dir: str, genre: str,
                                 window.tempo_qpm)]
 
 
-def attribute(run: inference.Run, input_path: str, out_dir: str, name: str, amount: float,
+def attribute(run: runs.Run, input_path: str, out_dir: str, name: str, amount: float,
               start_bar: int = -1) -> list[Output]:
   """The input window, its reconstruction, and its code plus amount times the vector."""
   if not name:
@@ -185,7 +186,7 @@ class RestyledSong:
   num_windows: int
 
 
-def restyle_song(run: inference.Run, path: str,
+def restyle_song(run: runs.Run, path: str,
                  move: Callable[[np.ndarray], np.ndarray], data: bytes | None = None
                  ) -> RestyledSong:
   """Encodes every non-overlapping window of a whole song (the last one padded with silence),
@@ -199,8 +200,6 @@ def restyle_song(run: inference.Run, path: str,
     tempo_qpm = midi_io.read_midi(data).tempo_qpm
   except OSError as error:
     raise UserError(f"{path}: cannot read the file ({error.strerror}).") from None
-  except song_lib.RejectedSong as rejection:
-    raise UserError(str(rejection)) from None
   count = -(-len(tokens) // run.num_steps)
   padded = np.full((count * run.num_steps, tokens_lib.NUM_TRACKS), tokens_lib.SILENT, np.uint8)
   padded[:len(tokens)] = tokens
@@ -211,27 +210,27 @@ def restyle_song(run: inference.Run, path: str,
                       float(tempo_qpm), count)
 
 
-def component_move(run: inference.Run, target: int) -> Callable[[np.ndarray], np.ndarray]:
+def component_move(run: runs.Run, target: int) -> Callable[[np.ndarray], np.ndarray]:
   """Moves each code from its nearest flower component to component target (transfer's
   rotation, per code)."""
-  return lambda codes: inference.move_to_component(
-      codes, inference.nearest_component(codes, run.num_components), target,
+  return lambda codes: priors.move_to_component(
+      codes, priors.nearest_component(codes, run.num_components), target,
       run.num_components)
 
 
-def transfer_move(run: inference.Run, genre: str) -> Callable[[np.ndarray], np.ndarray]:
+def transfer_move(run: runs.Run, genre: str) -> Callable[[np.ndarray], np.ndarray]:
   """Moves each code from its nearest flower component to the genre's (generate's transfer)."""
-  return component_move(run, inference.genre_component(run, genre))
+  return component_move(run, runs.genre_component(run, genre))
 
 
-def attribute_move(run: inference.Run, name: str, amount: float
+def attribute_move(run: runs.Run, name: str, amount: float
                    ) -> Callable[[np.ndarray], np.ndarray]:
   """Adds amount times the attribute vector to each code (generate's attribute)."""
   vector = attributes.load_vector(run.workdir, name, run.latent_size)
   return lambda codes: codes + amount * vector[None]
 
 
-def whole_song(run: inference.Run, mode: str, input_path: str | None, out_dir: str,
+def whole_song(run: runs.Run, mode: str, input_path: str | None, out_dir: str,
                genre: str | None = None, name: str | None = None,
                amount: float = 1.0) -> list[Output]:
   """A whole song restyled (reconstruct, transfer or attribute), as one MIDI file and PNG."""
@@ -264,7 +263,7 @@ def generate(workdir: str, mode: str, out_dir: str, **options) -> list[Output]:
     raise UserError(f"--mode={mode!r} is not one of {MODES}.")
   if options.get("whole_song") and mode not in WHOLE_SONG_MODES:
     raise UserError(f"--whole_song works with --mode in {WHOLE_SONG_MODES}, not {mode!r}.")
-  run = inference.load_run(workdir)
+  run = runs.load_run(workdir)
   start_bar = options.get("start_bar", -1)
   if options.get("whole_song"):
     return whole_song(run, mode, options.get("input"), out_dir, options.get("genre"),
@@ -322,7 +321,12 @@ def main(argv):
     print("\n".join(output.paths))
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+  """The musae-generate console script."""
   define_flags()
   flags.mark_flags_as_required(["workdir", "mode", "out"])
-  app.run(main)
+  cli.run_console(main, __name__)
+
+
+if __name__ == "__main__":
+  console_main()

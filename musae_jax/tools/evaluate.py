@@ -1,7 +1,7 @@
 r"""The paper's results for a trained run, in one command: metrics.json, report.md and figures.
 
-  python -m musae_jax.evaluate --workdir=RUN --split=validation --out=DIR
-  python -m musae_jax.evaluate --workdir=RUN --midi_dir=DIR [--genres=FILE] --out=DIR
+  python -m musae_jax.tools.evaluate --workdir=RUN --split=validation --out=DIR
+  python -m musae_jax.tools.evaluate --workdir=RUN --midi_dir=DIR [--genres=FILE] --out=DIR
 
 Every window of the data is encoded (code = posterior mean) and decoded (argmax), then:
   Table 1   per-track accuracy as MusAE defines it (every step, hold/silent included), its mean
@@ -22,23 +22,24 @@ import itertools
 import json
 import os
 
-from absl import app
 from absl import flags
 import numpy as np
 
 from data_pipeline.tokens import TRACKS
 from musae_jax import cli
-from musae_jax import inference
-from musae_jax import music_metrics
-from musae_jax import plots
 from musae_jax.errors import UserError
+from musae_jax.tools import input_windows
+from musae_jax.tools import music_metrics
+from musae_jax.tools import plots
+from musae_jax.tools import reports
+from musae_jax.tools import runs
 
 NUM_ALPHAS = 11
 MAX_PAIR_PANELS = 6  # Genre pairs shown in Figure 5 (and probed).
 MIN_SONGS_PER_GENRE = 2  # A genre needs windows from this many songs to be probed (held-out songs).
 
 
-def interpolation_curves(run: inference.Run, windows: inference.WindowSet, codes: np.ndarray,
+def interpolation_curves(run: runs.Run, windows: input_windows.WindowSet, codes: np.ndarray,
                          num_pairs: int = 256, seed: int = 0) -> dict[str, list[float]]:
   """Figure 4: mean normalised Hamming distance to x1 of the decoded interpolations and of the
   Bernoulli data-space mix, at NUM_ALPHAS values of alpha in [0, 1]."""
@@ -65,13 +66,13 @@ def interpolation_curves(run: inference.Run, windows: inference.WindowSet, codes
           "data_hamming": [float(d) for d in data], "num_pairs": int(len(first))}
 
 
-def component_deviations(run: inference.Run, samples_per_component: int = 256,
+def component_deviations(run: runs.Run, samples_per_component: int = 256,
                          seed: int = 0) -> dict:
   """Figure 3: descriptors of windows decoded from each flower component's samples, as
   (component mean - global mean) / |global mean|, rows "<track> <descriptor>"."""
   per_component = []
   for component in range(run.num_components):
-    codes = inference.prior_codes(run, seed + component, samples_per_component, component)
+    codes = runs.prior_codes(run, seed + component, samples_per_component, component)
     descriptors = music_metrics.window_descriptors(run.decode(codes))
     per_component.append(descriptors)
   rows, matrix, global_means = [], [], []
@@ -84,7 +85,7 @@ def component_deviations(run: inference.Run, samples_per_component: int = 256,
       rows.append(f"{track} {name}")
       matrix.append(deviation.tolist())
       global_means.append(overall)
-  return {"components": [inference.component_name(run, k) for k in range(run.num_components)],
+  return {"components": [runs.component_name(run, k) for k in range(run.num_components)],
           "rows": rows, "relative_deviation": matrix, "global_mean": global_means,
           "samples_per_component": samples_per_component}
 
@@ -102,7 +103,7 @@ class GenrePair:
   is_second: np.ndarray  # bool per row
 
 
-def genre_pairs(windows: inference.WindowSet, max_pairs: int = MAX_PAIR_PANELS,
+def genre_pairs(windows: input_windows.WindowSet, max_pairs: int = MAX_PAIR_PANELS,
                 per_genre: int = 128, seed: int = 0) -> list[GenrePair]:
   """Pairs of frequent genres, each side the windows tagged with its genre and not the other
   (at most per_genre windows each, as the paper's 128 + 128), from >= MIN_SONGS_PER_GENRE songs."""
@@ -153,7 +154,7 @@ def probe_pair(codes: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tup
   return correct / len(labels), float(chance)
 
 
-def genre_analysis(windows: inference.WindowSet, codes: np.ndarray, seed: int = 0
+def genre_analysis(windows: input_windows.WindowSet, codes: np.ndarray, seed: int = 0
                    ) -> tuple[dict, list[tuple[str, str, np.ndarray, np.ndarray]]]:
   """Figure 5: (the probe results, the PCA panels to draw)."""
   from sklearn.decomposition import PCA  # pylint: disable=g-import-not-at-top
@@ -175,19 +176,7 @@ def genre_analysis(windows: inference.WindowSet, codes: np.ndarray, seed: int = 
           "chance": float(np.mean([r["chance"] for r in results])), "pairs": results}, panels
 
 
-def _json_safe(value):
-  if isinstance(value, dict):
-    return {k: _json_safe(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_json_safe(v) for v in value]
-  if isinstance(value, (float, np.floating)):
-    return float(value) if np.isfinite(value) else None
-  if isinstance(value, np.integer):
-    return int(value)
-  return value
-
-
-def evaluate(run: inference.Run, windows: inference.WindowSet, out_dir: str,
+def evaluate(run: runs.Run, windows: input_windows.WindowSet, out_dir: str,
              num_pairs: int = 256, samples_per_component: int = 256, seed: int = 0) -> dict:
   """Computes every result, writes metrics.json, report.md and the PNGs; returns the metrics."""
   os.makedirs(out_dir, exist_ok=True)
@@ -222,7 +211,7 @@ def evaluate(run: inference.Run, windows: inference.WindowSet, out_dir: str,
     figures["genres"] = plots.scatter_pairs(panels, os.path.join(out_dir, "genre_pca.png"),
                                             title="PCA of the codes of genre pairs")
   metrics["figures"] = {k: os.path.basename(v) for k, v in figures.items()}
-  metrics = _json_safe(metrics)
+  metrics = reports.json_safe(metrics)
   with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
     json.dump(metrics, f, indent=1)
   with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
@@ -234,7 +223,7 @@ def _number(value, digits: int = 3) -> str:
   return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def report_markdown(run: inference.Run, metrics: dict) -> str:
+def report_markdown(run: runs.Run, metrics: dict) -> str:
   """report.md: the four results as tables and figures."""
   lines = [f"# Evaluation of `{run.workdir}` at step {metrics['step']}", "",
            f"{metrics['num_windows']} windows from {metrics['num_songs']} songs: "
@@ -327,8 +316,8 @@ def main(argv):
 
   def body():
     check_data_flags(f.split, f.midi_dir, f.genres)
-    run = inference.load_run(f.workdir)
-    windows = inference.run_windows(run, split=f.split, data_dir=f.data_dir,
+    run = runs.load_run(f.workdir)
+    windows = input_windows.run_windows(run, split=f.split, data_dir=f.data_dir,
                                     midi_dir=f.midi_dir, genres_file=f.genres,
                                     max_windows=f.max_windows, seed=f.seed)
     return evaluate(run, windows, f.out, f.num_pairs, f.samples_per_component, f.seed)
@@ -340,7 +329,12 @@ def main(argv):
         f"{os.path.join(f.out, 'report.md')}")
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+  """The musae-evaluate console script."""
   define_flags()
   flags.mark_flags_as_required(["workdir", "out"])
-  app.run(main)
+  cli.run_console(main, __name__)
+
+
+if __name__ == "__main__":
+  console_main()
