@@ -129,9 +129,8 @@ def _build() -> None:
 
 def console_main() -> None:
   """The musae-build console script."""
-  define_flags()
   from musae_jax import cli  # pylint: disable=g-import-not-at-top
-  cli.run_console(main, __name__)
+  cli.run_console(main, __name__, define_flags)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def main(argv):
   outputs = generate.transfer(run, SONG, out, genre, start_bar=12)
   _grid(outputs, [o.name for o in outputs], f"{images}/generate_transfer.png")
   windows = input_windows.midi_dir_windows("demo_data/midi", run.config.data.bars, run.genres,
-                                       genres_file="demo_data/genres.json")
+                                           genres_file="demo_data/genres.json")
   attributes.compute_and_save(run, windows)
   outputs = generate.attribute(run, SONG, out, "drums_note_density", 2.0, start_bar=12)
   _grid(outputs, [o.name for o in outputs], f"{images}/generate_attribute.png")

@@ -4,7 +4,7 @@ in the process (before JAX starts its threads), and a UserError printed as one l
 status 2 (errors.USER_ERROR_EXIT_CODE)."""
 
 import sys
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from absl import app
 from absl import flags
@@ -29,9 +29,15 @@ def run_tool(argv: list[str], body: Callable[[], T], verbosity: int = logging.WA
     sys.exit(USER_ERROR_EXIT_CODE)
 
 
-def run_console(main: Callable[[list[str]], None], module_name: str) -> None:
-  """app.run(main) for a console script (musae-train, ...): its --help lists the flags of the
-  module behind it (absl lists those of the file that was run, here the script itself)."""
+def run_console(main: Callable[[list[str]], None], module_name: str,
+                define_flags: Callable[[], None] | None = None, required: Sequence[str] = ()
+                ) -> None:
+  """Starts a tool from its console script (musae-generate, ...) or `python -m`: defines its
+  flags, marks the required ones and runs main. --help lists the flags of the tool's module
+  (absl lists those of the file that was run, which for a console script is the script)."""
+  if define_flags is not None:
+    define_flags()
+  flags.mark_flags_as_required(list(required))
   for flag in flags.FLAGS.get_key_flags_for_module(module_name):
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   app.run(main)

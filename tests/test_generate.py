@@ -113,7 +113,7 @@ def test_transfer_moves_the_code_into_the_target_genres_component(run, trained_r
   transferred = generate.transfer(run, window.path, str(tmp_path), genre)[-1]
   assert transferred.name.endswith(f"_to_{genre}")
   expected = priors.move_to_component(code, source, run.genres.index(genre),
-                                         run.num_components)
+                                      run.num_components)
   np.testing.assert_array_equal(transferred.tokens, run.decode(expected)[0])
 
 

@@ -164,8 +164,8 @@ def main(argv):
   def body():
     run = runs.load_run(f.workdir)
     windows = input_windows.run_windows(run, split=f.split, data_dir=f.data_dir,
-                                    midi_dir=f.midi_dir, max_windows=f.max_windows,
-                                    seed=f.seed)
+                                        midi_dir=f.midi_dir, max_windows=f.max_windows,
+                                        seed=f.seed)
     return run, compute_and_save(run, windows, f.quantile, f.check_windows, f.seed)
 
   run, summary = cli.run_tool(argv, body)
@@ -182,9 +182,7 @@ def main(argv):
 
 def console_main() -> None:
   """The musae-attributes console script."""
-  define_flags()
-  flags.mark_flags_as_required(["workdir"])
-  cli.run_console(main, __name__)
+  cli.run_console(main, __name__, define_flags, ["workdir"])
 
 
 if __name__ == "__main__":

@@ -318,8 +318,8 @@ def main(argv):
     check_data_flags(f.split, f.midi_dir, f.genres)
     run = runs.load_run(f.workdir)
     windows = input_windows.run_windows(run, split=f.split, data_dir=f.data_dir,
-                                    midi_dir=f.midi_dir, genres_file=f.genres,
-                                    max_windows=f.max_windows, seed=f.seed)
+                                        midi_dir=f.midi_dir, genres_file=f.genres,
+                                        max_windows=f.max_windows, seed=f.seed)
     return evaluate(run, windows, f.out, f.num_pairs, f.samples_per_component, f.seed)
 
   metrics = cli.run_tool(argv, body)
@@ -331,9 +331,7 @@ def main(argv):
 
 def console_main() -> None:
   """The musae-evaluate console script."""
-  define_flags()
-  flags.mark_flags_as_required(["workdir", "out"])
-  cli.run_console(main, __name__)
+  cli.run_console(main, __name__, define_flags, ["workdir", "out"])
 
 
 if __name__ == "__main__":

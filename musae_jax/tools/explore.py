@@ -51,8 +51,8 @@ from musae_jax.tools.explorer import ApiError, Explorer, MAX_CODE_VALUE, MAX_UPL
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explorer_static")
 # The demo songs of a checkout (musae_jax/tools/ -> the repository root).
-DEMO_MIDI_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                             "demo_data", "midi")
+_REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO_MIDI_DIR = os.path.join(_REPOSITORY, "demo_data", "midi")
 CONTENT_SECURITY_POLICY = "default-src 'self'"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -254,7 +254,7 @@ def create_app(explorer: Explorer):
 
   @api.exception_handler(UserError)
   async def _user_error(_, exc: UserError):
-    return error(422, explorer._public(str(exc)))  # pylint: disable=protected-access
+    return error(422, explorer._public(str(exc)))
 
   @api.middleware("http")
   async def _headers(request, call_next):
@@ -339,7 +339,7 @@ def create_app(explorer: Explorer):
     return explorer.latent_map()
 
   def midi_response(data: bytes, name: str, extra: dict | None = None):
-    filename = generate._safe(os.path.splitext(name)[0])[:100] or "musae"  # pylint: disable=protected-access
+    filename = generate.safe_file_name(os.path.splitext(name)[0])[:100] or "musae"
     headers = {"Content-Disposition": f'attachment; filename="{filename}.mid"'}
     headers.update(extra or {})
     return responses.Response(data, media_type="audio/midi", headers=headers)
@@ -411,9 +411,7 @@ def main(argv):
 
 def console_main() -> None:
   """The musae-explore console script."""
-  define_flags()
-  flags.mark_flags_as_required(["workdir"])
-  cli.run_console(main, __name__)
+  cli.run_console(main, __name__, define_flags, ["workdir"])
 
 
 if __name__ == "__main__":

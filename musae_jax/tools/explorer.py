@@ -209,7 +209,7 @@ class Explorer:
     """Stores an uploaded MIDI file (bounded number kept) and checks it like /api/song."""
     if len(data) > MAX_UPLOAD_BYTES:
       raise ApiError(413, f"upload of {len(data)} bytes is over the {MAX_UPLOAD_BYTES}-byte limit.")
-    name = generate._safe(os.path.basename(filename or "upload.mid"))[:100] or "upload.mid"  # pylint: disable=protected-access
+    name = generate.safe_file_name(os.path.basename(filename or "upload.mid"))[:100] or "upload.mid"
     digest = hashlib.sha256(data).hexdigest()[:16]
     song_id = f"upload/{digest}/{name}"
     folder = os.path.join(self.upload_dir, digest)
@@ -274,8 +274,9 @@ class Explorer:
     code = self._encode(window.tokens[None])[0]
     result = self._describe(code, self._decode(code[None])[0])
     result["reconstruction"] = result.pop("tokens")
-    result.update(song=song_id, start_bar=window.start_bar, input=window.tokens.astype(int).tolist(),
-                  programs=list(window.programs), tempo_qpm=window.tempo_qpm)
+    result.update(song=song_id, start_bar=window.start_bar,
+                  input=window.tokens.astype(int).tolist(), programs=list(window.programs),
+                  tempo_qpm=window.tempo_qpm)
     return result
 
   def decode(self, code) -> dict:
@@ -374,7 +375,8 @@ class Explorer:
         # The map needs no genres; a one-tag vocabulary sidesteps midi_dir_windows' reshape of
         # an empty k-hot matrix (a Gaussian run has no genres).
         windows = input_windows.midi_dir_windows(self.midi_dir, self.run.bars,
-                                             self.run.genres or ["none"], max_windows=MAP_WINDOWS)
+                                                 self.run.genres or ["none"],
+                                                 max_windows=MAP_WINDOWS)
         codes = self._encode(windows.tokens)
         songs, names = windows.songs, windows.song_names
       except UserError as error:

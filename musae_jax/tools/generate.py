@@ -6,7 +6,8 @@ r"""Turns MIDI into MIDI with a trained run: reconstruct, sample, interpolate, t
       [--temperature=0.5]
   python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=interpolate --input=a.mid \
       --input2=b.mid --num=7 [--spherical]
-  python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid --genre=rock
+  python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid \
+      --genre=rock
   python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=attribute --input=a.mid \
       --attribute=bass_note_density --amount=1.5
   python -m musae_jax.tools.generate --workdir=RUN --out=DIR --mode=transfer --input=a.mid \
@@ -47,7 +48,8 @@ DEFAULT_PROGRAMS = (0, 33, 0, 48)  # GM: drum kit, finger bass, grand piano, str
 DEFAULT_TEMPO_QPM = 120.0
 
 
-def _safe(text: str) -> str:
+def safe_file_name(text: str) -> str:
+  """text with every character but letters, digits and -._ replaced by _ (a name, not a path)."""
   return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
 
 
@@ -90,7 +92,7 @@ def _input_window(run: runs.Run, path: str | None, start_bar: int,
 
 
 def _base_name(window: input_windows.InputWindow) -> str:
-  return _safe(f"{window.stem}_bar{window.start_bar}")
+  return safe_file_name(f"{window.stem}_bar{window.start_bar}")
 
 
 def reconstruct(run: runs.Run, input_path: str, out_dir: str,
@@ -107,7 +109,7 @@ def sample(run: runs.Run, out_dir: str, num: int, genre: str | None = None,
     raise UserError(f"--num={num} must be at least 1.")
   component = runs.genre_component(run, genre) if genre else None
   codes = runs.prior_codes(run, seed, num, component, temperature)
-  label = f"_{_safe(genre)}" if genre else ""
+  label = f"_{safe_file_name(genre)}" if genre else ""
   return [write_window(tokens, out_dir, f"sample{label}_{i:02d}",
                        f"sample{label}_{i:02d} (temperature {temperature:g})")
           for i, tokens in enumerate(run.decode(codes))]
@@ -149,7 +151,7 @@ def transfer(run: runs.Run, input_path: str, out_dir: str, genre: str,
   source = int(priors.nearest_component(code, run.num_components)[0])
   moved = priors.move_to_component(code, source, target, run.num_components)
   source_name = runs.component_name(run, source)
-  name = f"{base}_{_safe(source_name)}_to_{_safe(genre)}"
+  name = f"{base}_{safe_file_name(source_name)}_to_{safe_file_name(genre)}"
   print(f"{window.path}: code is nearest to component {source} ({source_name}); moved to "
         f"{target} ({genre}).")
   return outputs + [write_window(run.decode(moved)[0], out_dir, name,
@@ -167,7 +169,7 @@ def attribute(run: runs.Run, input_path: str, out_dir: str, name: str, amount: f
   base = _base_name(window)
   code, outputs = _write_input_and_reconstruction(run, window, out_dir, base)
   edited = run.decode(code + amount * vector[None])[0]
-  return outputs + [write_window(edited, out_dir, f"{base}_{_safe(name)}_{amount:+g}",
+  return outputs + [write_window(edited, out_dir, f"{base}_{safe_file_name(name)}_{amount:+g}",
                                  f"{base}: {amount:+g} × {name}", window.programs,
                                  window.tempo_qpm)]
 
@@ -241,17 +243,17 @@ def whole_song(run: runs.Run, mode: str, input_path: str | None, out_dir: str,
   if mode == "transfer":
     if not genre:
       raise UserError("transfer needs --genre=TAG (the target genre).")
-    move, label = transfer_move(run, genre), f"to_{_safe(genre)}"
+    move, label = transfer_move(run, genre), f"to_{safe_file_name(genre)}"
   elif mode == "attribute":
     if not name:
       raise UserError("attribute needs --attribute=NAME (e.g. bass_note_density).")
-    move, label = attribute_move(run, name, amount), f"{_safe(name)}_{amount:+g}"
+    move, label = attribute_move(run, name, amount), f"{safe_file_name(name)}_{amount:+g}"
   else:
     move, label = (lambda codes: codes), "reconstruction"
   if not os.path.isfile(input_path):
     raise UserError(f"{input_path}: no such file.")
   song = restyle_song(run, input_path, move)
-  stem = _safe(os.path.splitext(os.path.basename(input_path))[0])
+  stem = safe_file_name(os.path.splitext(os.path.basename(input_path))[0])
   return [write_window(song.restyled, out_dir, f"{stem}_whole_{label}",
                        f"{stem}: whole song, {label} ({song.num_windows} windows)",
                        song.programs, song.tempo_qpm)]
@@ -323,9 +325,7 @@ def main(argv):
 
 def console_main() -> None:
   """The musae-generate console script."""
-  define_flags()
-  flags.mark_flags_as_required(["workdir", "mode", "out"])
-  cli.run_console(main, __name__)
+  cli.run_console(main, __name__, define_flags, ["workdir", "mode", "out"])
 
 
 if __name__ == "__main__":

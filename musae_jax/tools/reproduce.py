@@ -1,8 +1,9 @@
 r"""The reproduction suite: build the data, train each model of a suite, evaluate, one table.
 
   python -m musae_jax.tools.reproduce --suite=cpu --midi_dir=DIR [--genres=FILE] --out=DIR
-  ./launch.sh --module=musae_jax.tools.reproduce -- --suite=paper --midi_dir=DIR --out=DIR  (cluster:
-      trains in every process), then the same command as one process with --stage=evaluate
+  ./launch.sh --module=musae_jax.tools.reproduce -- --suite=paper --midi_dir=DIR --out=DIR
+      (cluster: trains in every process), then the same command as one process with
+      --stage=evaluate
 
 Suites (configs/<name>.py):
   cpu     corpus_2bar, corpus_16bar, corpus_16bar_gm: the paper's architecture at a size that
@@ -372,9 +373,7 @@ def main(argv):
 
 def console_main() -> None:
   """The musae-reproduce console script."""
-  define_flags()
-  flags.mark_flags_as_required(["midi_dir", "out"])
-  cli.run_console(main, __name__)
+  cli.run_console(main, __name__, define_flags, ["midi_dir", "out"])
 
 
 if __name__ == "__main__":
