@@ -1,11 +1,16 @@
 """Builds the optional fused CPU LSTM kernel; all other metadata is in pyproject.toml.
 
 `pip install -e .` (or `python setup.py build_ext --inplace` after editing csrc/) compiles
-csrc/lstm_cpu.cc into musae_jax/_lstm_cpu*.so. The build is optional: without a C++17 compiler
+csrc/lstm_cpu*.cc into musae_jax/_lstm_cpu*.so. The build is optional: without a C++17 compiler
 the install still succeeds and musae_jax falls back to the pure-JAX LSTM.
 
-The kernel is compiled for the building machine's CPU (-march=native, it is meant to be built
-where it runs); set MUSAE_CPU_ARCH (e.g. x86-64-v3) for a more portable build.
+One build runs on any CPU of its architecture: the kernel's vector code is compiled for several
+instruction-set levels (AVX-512, AVX2 + FMA and a generic one on x86-64; the generic one on other
+architectures, aarch64 included), each through target attributes in its own source file, and the
+library picks the widest level the CPU runs when it loads (MUSAE_LSTM_CPU_ISA forces one; see
+musae_jax/lstm_cpu.py). The command line therefore carries no -march: a build made on one machine
+runs on another. MUSAE_CPU_ARCH (e.g. native) adds -march=... for builds meant for one machine
+only; it changes the generic level and the code around the kernels, never which level runs.
 """
 
 import os
@@ -23,15 +28,19 @@ def _xla_ffi_include_dir() -> str:
     return os.path.join("csrc", "third_party")
 
 
+_ARCH = os.environ.get("MUSAE_CPU_ARCH", "")
+
 LSTM_CPU = Extension(
     "musae_jax._lstm_cpu",
-    sources=[os.path.join("csrc", "lstm_cpu.cc")],
-    include_dirs=[_xla_ffi_include_dir()],
+    # The dispatcher, then one file per instruction-set level (all include lstm_cpu_kernel.h).
+    sources=[os.path.join("csrc", name) for name in (
+        "lstm_cpu.cc", "lstm_cpu_avx512.cc", "lstm_cpu_avx2.cc", "lstm_cpu_generic.cc")],
+    depends=[os.path.join("csrc", name) for name in ("lstm_cpu_common.h", "lstm_cpu_kernel.h")],
+    include_dirs=[_xla_ffi_include_dir(), "csrc"],
     language="c++",
     extra_compile_args=[
-        "-std=c++17", "-O3", f"-march={os.environ.get('MUSAE_CPU_ARCH', 'native')}",
-        "-ffp-contract=fast", "-fno-math-errno",
-    ],
+        "-std=c++17", "-O3", "-ffp-contract=fast", "-fno-math-errno",
+    ] + ([f"-march={_ARCH}"] if _ARCH else []),
     optional=True,
 )
 

@@ -100,7 +100,6 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
   """Compiles and times the train step; returns the JSON record."""
   import jax  # pylint: disable=g-import-not-at-top
   from musae_jax import lstm  # pylint: disable=g-import-not-at-top
-  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top,unused-import
   from musae_jax import step as train_step_lib  # pylint: disable=g-import-not-at-top
 
   resolved_impl = lstm.resolve_impl(impl)  # An unknown name fails here, before any work.

@@ -20,7 +20,7 @@ bfloat16 for bf16 matmuls); states, gates and accumulation stay float32.
 """
 
 import functools
-from typing import Protocol
+from typing import Callable, Protocol
 
 from flax import nnx
 import jax
@@ -137,20 +137,37 @@ def _scan(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int):
   return _fast_scan(x_proj, w_hh, h0, c0, reverse, num_steps)
 
 
-# Name -> kernel. Other modules may register more (e.g. IMPLEMENTATIONS["onednn"] = fn).
-IMPLEMENTATIONS: dict[str, LstmKernel] = {"scan": _scan, "reference": _reference}
-# impl="auto" picks the first of these that is registered; a faster kernel can put itself first.
-AUTO_PREFERENCE: list[str] = ["scan"]
+def _cpu_fused(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int):
+  """The fused CPU kernel (musae_jax/lstm_cpu.py) where it applies, else the scan kernel; named
+  in a config, it runs even where the library is not built."""
+  # Imported on first use: loading the library (and its one notice when it is not built) waits
+  # until an LSTM runs.
+  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
+  if not lstm_cpu.supports(w_hh):
+    return _scan(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps)
+  return lstm_cpu.fused(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps)
+
+
+def _cpu_fused_built() -> bool:
+  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
+  return lstm_cpu.AVAILABLE
+
+
+# Name -> kernel: the one registry. Tests and experiments may add more
+# (e.g. IMPLEMENTATIONS["onednn"] = fn).
+IMPLEMENTATIONS: dict[str, LstmKernel] = {"scan": _scan, "reference": _reference,
+                                          "cpu_fused": _cpu_fused}
+# impl="auto" picks the first of these that is registered and available (AVAILABLE; a name
+# without an entry there is always available).
+AUTO_PREFERENCE: list[str] = ["cpu_fused", "scan"]
+AVAILABLE: dict[str, Callable[[], bool]] = {"cpu_fused": _cpu_fused_built}
 
 
 def resolve_impl(impl: str) -> str:
   """The registered kernel name that impl ("auto" or a name) stands for."""
-  # The optional fused CPU kernel registers itself ("cpu_fused", first in AUTO_PREFERENCE when
-  # built) on import, logging one notice when it is not built; it falls back to "scan" wherever
-  # it does not apply.
-  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top,unused-import
   if impl == "auto":
-    impl = next(name for name in AUTO_PREFERENCE if name in IMPLEMENTATIONS)
+    impl = next(name for name in AUTO_PREFERENCE
+                if name in IMPLEMENTATIONS and AVAILABLE.get(name, lambda: True)())
   if impl not in IMPLEMENTATIONS:
     raise UserError(f"Unknown LSTM implementation {impl!r}; known: {sorted(IMPLEMENTATIONS)} "
                      "or 'auto'.")

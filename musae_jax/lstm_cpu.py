@@ -1,9 +1,9 @@
 """The fused CPU LSTM kernel (csrc/lstm_cpu.cc) behind musae_jax.lstm's recurrence interface.
 
-Importing this module registers the kernel as lstm.IMPLEMENTATIONS["cpu_fused"] and puts it first
-in lstm.AUTO_PREFERENCE, so impl="auto" uses it. The compiled library is optional (setup.py
-builds it at install time when a C++ compiler is there); without it "auto" stays on the pure-JAX
-scan and one notice is logged.
+musae_jax.lstm registers it as "cpu_fused" (first choice of impl="auto" when the library is
+built) and imports this module on first use; this module registers nothing itself. The compiled
+library is optional (setup.py builds it at install time when a C++ compiler is there); without
+it "auto" stays on the pure-JAX scan and one notice is logged.
 
 The kernel runs only the sequential part, like every kernel of the interface: the forward call
 keeps the activated gates and cell states; the backward call walks time back, producing the
@@ -11,20 +11,28 @@ pre-activation gate gradients (the gradient of x_proj), and then the recurrent w
 one matmul over all T*B rows. Parameters are the same plain arrays whatever the kernel, so checkpoints do
 not depend on it. It computes in float32; other matmul dtypes, hidden sizes the vector width
 does not divide, non-CPU backends and runs over several devices use the scan kernel instead.
+
+Instruction sets: the library holds the kernel compiled for several levels (on x86-64: "avx512",
+"avx2" for AVX2 + FMA, and "generic"; elsewhere "generic") and picks the widest this CPU runs when
+it loads. The environment variable MUSAE_LSTM_CPU_ISA (avx512, avx2, generic; "auto" or unset:
+the widest) forces a level, e.g. to test or time another path on one machine; forcing a level
+this CPU cannot run, or an unknown name, raises errors.UserError at import. ISA is the level in
+use (logged once), VECTOR_WIDTH its vector width in floats.
 """
 
 import ctypes
 import functools
 import importlib.machinery
+import os
 import pathlib
 
 from absl import logging
 import jax
 import jax.numpy as jnp
 
-from musae_jax import lstm
+from musae_jax import errors
 
-NAME = "cpu_fused"
+ISA_ENV = "MUSAE_LSTM_CPU_ISA"
 _LIBRARY_STEM = "_lstm_cpu"
 _FORWARD_TRAIN = "musae_lstm_forward_train"
 _FORWARD_INFER = "musae_lstm_forward_infer"
@@ -41,8 +49,35 @@ def library_path() -> pathlib.Path | None:
   return None
 
 
-def _load() -> int | None:
-  """Loads the library and registers its FFI targets; returns its vector width (floats)."""
+def _levels(library: ctypes.CDLL) -> tuple[tuple[str, ...], tuple[str, ...]]:
+  """The levels the library has and those of them this CPU runs, widest first."""
+  compiled = tuple(library.musae_lstm_cpu_compiled_isas().decode().split(","))
+  return compiled, tuple(name for name in compiled
+                         if library.musae_lstm_cpu_isa_runs(name.encode()) == 1)
+
+
+def _select_isa(library: ctypes.CDLL) -> str:
+  """Applies MUSAE_LSTM_CPU_ISA (when set) to the library; returns the level in use."""
+  compiled, runs = _levels(library)
+  forced = os.environ.get(ISA_ENV, "").strip().lower()
+  if forced and forced != "auto":
+    status = library.musae_lstm_cpu_set_isa(forced.encode())
+    if status != 1:
+      reason = ("is not a level of this build" if status < 0 else
+                "needs instructions this CPU does not have")
+      raise errors.UserError(
+          f"{ISA_ENV}={forced} {reason}: the fused CPU LSTM kernel has {', '.join(compiled)}, "
+          f"of which this CPU runs {', '.join(runs)} (unset {ISA_ENV}, or set it to auto, for "
+          "the widest).")
+  return library.musae_lstm_cpu_isa().decode()
+
+
+def _load() -> tuple[int, str, tuple[str, ...], tuple[str, ...]] | None:
+  """Loads the library, chooses its ISA level and registers its FFI targets.
+
+  Returns the level's vector width (floats) and name, the levels the library has and those this
+  CPU runs.
+  """
   path = library_path()
   if path is None:
     logging.warning("The fused CPU LSTM kernel is not built (install with a C++17 compiler: "
@@ -54,15 +89,40 @@ def _load() -> int | None:
     logging.warning("Cannot load the fused CPU LSTM kernel %s (%s); LSTMs use the pure-JAX scan.",
                     path, error)
     return None
+  legacy = not hasattr(library, "musae_lstm_cpu_set_isa")
+  if legacy:
+    # A library built before the run-time dispatch, for the CPU that built it: used as it is.
+    logging.warning("The fused CPU LSTM kernel %s predates run-time ISA dispatch (it was built for "
+                    "one CPU); rebuild it with `pip install -e .`.", path)
+    if os.environ.get(ISA_ENV, "auto").strip().lower() not in ("", "auto"):
+      raise errors.UserError(f"{ISA_ENV} needs a fused CPU LSTM kernel built with run-time ISA "
+                             f"dispatch; {path} predates it: rebuild with `pip install -e .`.")
   for target, symbol in ((_FORWARD_TRAIN, "MusaeLstmForwardTrain"),
                          (_FORWARD_INFER, "MusaeLstmForwardInfer"),
                          (_BACKWARD, "MusaeLstmBackward")):
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
                                 platform="cpu")
-  return int(library.musae_lstm_cpu_vector_width())
+  if legacy:
+    return int(library.musae_lstm_cpu_vector_width()), "native", ("native",), ("native",)
+  library.musae_lstm_cpu_isa.restype = ctypes.c_char_p
+  library.musae_lstm_cpu_compiled_isas.restype = ctypes.c_char_p
+  library.musae_lstm_cpu_set_isa.argtypes = [ctypes.c_char_p]
+  library.musae_lstm_cpu_isa_runs.argtypes = [ctypes.c_char_p]
+  # Before any kernel runs (the handlers only look the level up when called): the level decides
+  # the vector width, and so which shapes JAX sends to the kernel.
+  isa = _select_isa(library)
+  width = int(library.musae_lstm_cpu_vector_width())
+  logging.info("Fused CPU LSTM kernel: %s level (%d floats a vector)%s.", isa, width,
+               f", forced by {ISA_ENV}" if os.environ.get(ISA_ENV, "auto") != "auto" else "")
+  return (width, isa) + _levels(library)
 
 
-VECTOR_WIDTH = _load()
+_LOADED = _load()
+# The level in use and its width; the levels the library has and those this CPU runs (widest
+# first). None and () when the library is not there; "native" for a library built before the
+# run-time dispatch.
+VECTOR_WIDTH, ISA, COMPILED_ISAS, RUNNABLE_ISAS = (
+    _LOADED if _LOADED is not None else (None, None, (), ()))
 AVAILABLE = VECTOR_WIDTH is not None
 
 
@@ -72,7 +132,8 @@ def _forward(x_proj, w_hh, h0, c0, reverse: bool, num_steps: int, keep_gates: bo
   state = jax.ShapeDtypeStruct((num_steps, batch, hidden), jnp.float32)
   results = [state, state]
   if keep_gates:
-    results.append(jax.ShapeDtypeStruct((num_steps, batch, lstm.NUM_GATES * hidden), jnp.float32))
+    gates = w_hh.shape[-1]  # 4H: w_hh is [H, 4H].
+    results.append(jax.ShapeDtypeStruct((num_steps, batch, gates), jnp.float32))
   target = _FORWARD_TRAIN if keep_gates else _FORWARD_INFER
   # Under jax.vmap every operand gets the mapped axis in front; the kernel treats leading axes
   # as independent recurrences.
@@ -102,13 +163,13 @@ def _fused_fwd(x_proj, w_hh, h0, c0, reverse, num_steps, constant):
 def _fused_bwd(reverse, num_steps, constant, residuals, cotangents):
   w_hh, h0, c0, hs, cs, gates = residuals
   d_hs, (d_h_last, d_c_last) = cotangents
-  batch, hidden = h0.shape
+  batch = h0.shape[0]
   # The kernel also returns the recurrent weight gradient (one matmul after its time loop) and,
   # for a constant input, d_x_proj already summed over time.
   d_x_steps = 1 if constant else num_steps
   call = jax.ffi.ffi_call(
       _BACKWARD,
-      [jax.ShapeDtypeStruct((d_x_steps, batch, lstm.NUM_GATES * hidden), jnp.float32),
+      [jax.ShapeDtypeStruct((d_x_steps, batch, w_hh.shape[-1]), jnp.float32),
        jax.ShapeDtypeStruct(w_hh.shape, jnp.float32),
        jax.ShapeDtypeStruct(h0.shape, jnp.float32),
        jax.ShapeDtypeStruct(c0.shape, jnp.float32)],
@@ -131,17 +192,8 @@ def supports(w_hh: jax.Array) -> bool:
           w_hh.dtype == jnp.float32 and w_hh.shape[0] % VECTOR_WIDTH == 0)
 
 
-def cpu_fused(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *, reverse: bool,
-              num_steps: int) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-  """lstm.LstmKernel on the fused CPU kernel; falls back to "scan" where it does not apply."""
-  if not supports(w_hh):
-    return lstm.IMPLEMENTATIONS["scan"](x_proj, w_hh, h0, c0, reverse=reverse,
-                                        num_steps=num_steps)
+def fused(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *, reverse: bool,
+          num_steps: int) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+  """musae_jax.lstm's recurrence (a LstmKernel) on the fused kernel; only where supports(w_hh)."""
   constant = x_proj.shape[0] == 1 and num_steps != 1
   return _fused(x_proj, w_hh, h0, c0, reverse, num_steps, constant)
-
-
-# Registered even when not built (it then runs the scan kernel), so a config naming it still runs.
-lstm.IMPLEMENTATIONS[NAME] = cpu_fused
-if AVAILABLE and NAME not in lstm.AUTO_PREFERENCE:
-  lstm.AUTO_PREFERENCE.insert(0, NAME)

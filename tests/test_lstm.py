@@ -1,5 +1,9 @@
 """The LSTM kernels: the custom-VJP scan matches autodiff and flax's own LSTM cell."""
 
+import pathlib
+import subprocess
+import sys
+
 from flax import nnx
 import jax
 import jax.numpy as jnp
@@ -8,6 +12,8 @@ import pytest
 
 from musae_jax import lstm
 from musae_jax.errors import UserError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 STEPS, BATCH, HIDDEN = 7, 3, 5
 
@@ -157,3 +163,19 @@ def test_registry_dispatches_to_added_kernels_and_rejects_unknown(monkeypatch):
     lstm.lstm_recurrence(x_proj, w_hh, h0, c0, impl="cudnn")
   with pytest.raises(ValueError, match="x_proj has 2 steps but num_steps=7"):
     lstm.lstm_recurrence(jnp.zeros((2, BATCH, 4 * HIDDEN)), w_hh, h0, c0, num_steps=STEPS)
+
+
+def test_lstm_owns_the_registry_and_the_cpu_kernel_module_registers_nothing():
+  # A fresh interpreter: importing the fused kernel's module leaves musae_jax.lstm unimported
+  # (no import cycle) and, once both are imported, the registry as lstm.py wrote it.
+  code = ("import sys; from musae_jax import lstm_cpu; "
+          "assert 'musae_jax.lstm' not in sys.modules, 'lstm_cpu imports lstm'; "
+          "from musae_jax import lstm; "
+          "assert sorted(lstm.IMPLEMENTATIONS) == ['cpu_fused', 'reference', 'scan']; "
+          "assert lstm.AUTO_PREFERENCE == ['cpu_fused', 'scan']; "
+          "print(lstm.resolve_impl('auto'), lstm_cpu.AVAILABLE)")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  resolved, built = result.stdout.split()
+  assert resolved == ("cpu_fused" if built == "True" else "scan")

@@ -1,11 +1,18 @@
 """The fused CPU LSTM kernel: same values and gradients as the reference LSTM, same train step."""
 
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import default as default_config
+from musae_jax import errors
 from musae_jax import lstm
 from musae_jax import lstm_cpu
 
@@ -72,7 +79,7 @@ def test_vmapped_recurrences_match_reference():
 
 
 def test_unsupported_shapes_and_dtypes_fall_back_to_scan():
-  x_proj, w_hh, h0, c0 = _inputs(4, 3, 12, constant=False)  # 12 units: no whole vector.
+  x_proj, w_hh, h0, c0 = _inputs(4, 3, 10, constant=False)  # 10 units: no whole vector.
   assert not lstm_cpu.supports(w_hh)
   assert not lstm_cpu.supports(w_hh.astype(jnp.bfloat16))
   hs, _ = lstm.lstm_recurrence(x_proj, w_hh, h0, c0, impl="cpu_fused")
@@ -129,3 +136,143 @@ def test_several_devices_use_the_scan_kernel(monkeypatch):
   assert lstm_cpu.supports(w_hh)
   monkeypatch.setattr(jax, "device_count", lambda: 2)
   assert not lstm_cpu.supports(w_hh)
+
+
+# ---------------------------------------------------------------------------------------------
+# Instruction-set levels. The level is chosen when the library loads, so a forced one runs in a
+# subprocess with MUSAE_LSTM_CPU_ISA set.
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+
+_needs_dispatch = pytest.mark.skipif(
+    lstm_cpu.ISA == "native",
+    reason="the built kernel predates run-time ISA dispatch; rebuild it (pip install -e .)")
+
+# Values and gradients of the fused kernel against the reference in a fresh process: a batch that
+# is not a multiple of the 6-row tiles, a hidden size of several vectors (of 4, 8 or 16 floats),
+# each direction, a constant input, and the level that actually ran.
+_CHECK_LEVEL = textwrap.dedent("""
+    import sys
+    import jax, jax.numpy as jnp, numpy as np
+    from musae_jax import lstm, lstm_cpu
+    assert lstm_cpu.ISA == sys.argv[1], (lstm_cpu.ISA, sys.argv[1])
+    for steps, batch, hidden, reverse, constant in ((5, 13, 48, False, False),
+                                                   (4, 7, 32, True, True)):
+      keys = jax.random.split(jax.random.key(steps), 5)
+      x = jax.random.normal(keys[0], (1 if constant else steps, batch, 4 * hidden))
+      w = jax.random.normal(keys[1], (hidden, 4 * hidden)) / np.sqrt(hidden)
+      h0, c0 = (0.5 * jax.random.normal(k, (batch, hidden)) for k in keys[2:4])
+      weights = jax.random.normal(keys[4], (steps, batch, hidden))
+      def objective(impl):
+        def f(x, w, h0, c0):
+          hs, (h, c) = lstm.lstm_recurrence(x, w, h0, c0, reverse=reverse, impl=impl,
+                                            num_steps=steps)
+          return jnp.sum(hs * weights) + jnp.sum(h ** 2) + jnp.sum(jnp.sin(c))
+        return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2, 3)))(x, w, h0, c0)
+      assert lstm_cpu.supports(w)
+      value, grads = objective("cpu_fused")
+      ref_value, ref_grads = objective("reference")
+      np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+      for grad, ref_grad in zip(grads, ref_grads):
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=2e-5)
+    print("ok", lstm_cpu.ISA, lstm_cpu.VECTOR_WIDTH)
+    """)
+
+
+def _run_forced(isa, script, *args):
+  env = {**os.environ, lstm_cpu.ISA_ENV: isa, "JAX_PLATFORMS": "cpu"}
+  return subprocess.run([sys.executable, "-c", script, *args], cwd=_REPO, env=env,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+@_needs_dispatch
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "generic"])
+def test_every_level_this_cpu_runs_matches_reference(isa):
+  if isa not in lstm_cpu.COMPILED_ISAS:
+    pytest.skip(f"this build has no {isa} level (levels: {lstm_cpu.COMPILED_ISAS})")
+  if isa not in lstm_cpu.RUNNABLE_ISAS:
+    pytest.skip(f"this CPU cannot run the {isa} level")
+  result = _run_forced(isa, _CHECK_LEVEL, isa)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split()[:2] == ["ok", isa]
+
+
+@_needs_dispatch
+def test_the_lowest_level_runs_on_a_default_build():
+  """The build made with setup.py's default flags (no -march) has the generic level; forced
+  down to it, the kernel imports, runs and matches the reference (as on a CPU without AVX2)."""
+  assert lstm_cpu.COMPILED_ISAS[-1] == "generic"
+  assert "generic" in lstm_cpu.RUNNABLE_ISAS
+  result = _run_forced("generic", _CHECK_LEVEL, "generic")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split() == ["ok", "generic", "4"]
+
+
+def _cpu_flags() -> set[str]:
+  try:
+    text = pathlib.Path("/proc/cpuinfo").read_text()
+  except OSError:
+    return set()
+  return set(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                   if line.startswith("flags")), []))
+
+
+@_needs_dispatch
+def test_dispatcher_picks_the_widest_level_the_cpu_runs():
+  assert lstm_cpu.ISA in lstm_cpu.RUNNABLE_ISAS
+  if os.environ.get(lstm_cpu.ISA_ENV, "auto") == "auto":
+    assert lstm_cpu.ISA == lstm_cpu.RUNNABLE_ISAS[0]
+  flags = _cpu_flags()
+  if "x86_64" in os.uname().machine and flags:  # Cross-check cpuid with the kernel's view.
+    expected = ("avx512" if {"avx512f", "avx2", "fma"} <= flags else
+                "avx2" if {"avx2", "fma"} <= flags else "generic")
+    assert lstm_cpu.RUNNABLE_ISAS[0] == expected
+    assert lstm_cpu.COMPILED_ISAS == ("avx512", "avx2", "generic")
+  widths = {"avx512": 16, "avx2": 8, "generic": 4}
+  assert lstm_cpu.VECTOR_WIDTH == widths[lstm_cpu.ISA]
+
+
+@_needs_dispatch
+def test_forcing_an_unknown_level_is_refused_with_a_clear_error():
+  result = _run_forced("avx1024", "from musae_jax import lstm_cpu")
+  assert result.returncode != 0
+  assert "MUSAE_LSTM_CPU_ISA=avx1024 is not a level of this build" in result.stderr
+  assert "of which this CPU runs" in result.stderr
+
+
+class _FakeLibrary:
+  """The library's level functions for a CPU that has AVX2 but not AVX-512."""
+
+  def __init__(self):
+    self.level = b"avx2"
+    for name in ("musae_lstm_cpu_isa", "musae_lstm_cpu_compiled_isas", "musae_lstm_cpu_set_isa",
+                 "musae_lstm_cpu_isa_runs"):
+      setattr(self, name, getattr(self, "_" + name.removeprefix("musae_lstm_cpu_")))
+
+  def _isa(self):
+    return self.level
+
+  def _compiled_isas(self):
+    return b"avx512,avx2,generic"
+
+  def _isa_runs(self, name):
+    return {b"avx512": 0, b"avx2": 1, b"generic": 1}.get(name, -1)
+
+  def _set_isa(self, name):
+    status = self._isa_runs(name)
+    if status == 1:
+      self.level = name
+    return status
+
+
+def test_forcing_a_level_the_cpu_cannot_run_is_refused(monkeypatch):
+  library = _FakeLibrary()
+  monkeypatch.setenv(lstm_cpu.ISA_ENV, "avx512")
+  with pytest.raises(errors.UserError, match="MUSAE_LSTM_CPU_ISA=avx512 needs instructions this "
+                     "CPU does not have.*this CPU runs avx2, generic"):
+    lstm_cpu._select_isa(library)  # pylint: disable=protected-access
+  assert library.level == b"avx2"  # Unchanged.
+  monkeypatch.setenv(lstm_cpu.ISA_ENV, "generic")
+  assert lstm_cpu._select_isa(library) == "generic"  # pylint: disable=protected-access
+  monkeypatch.setenv(lstm_cpu.ISA_ENV, "auto")
+  assert lstm_cpu._select_isa(_FakeLibrary()) == "avx2"  # pylint: disable=protected-access

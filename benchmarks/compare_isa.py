@@ -1,0 +1,120 @@
+r"""The training step per ISA level of the fused CPU LSTM kernel against the PyTorch reference,
+next to the machine's fp32 matmul peak measured in the same rounds.
+
+  python benchmarks/compare_isa.py [--isa=avx512 --isa=avx2] [--shape=2,256,128,64
+      --shape=16,256,128,16] [--repeats=3] [--out=results.jsonl] [compare_torch.py's flags]
+
+Each round runs, one after the other: benchmarks/matmul_peak.py (XLA's 2048^2 fp32 matmul on all
+cores), torch, torch_km (as in compare_torch.py), musae-jax's step with impl=cpu_fused once per
+level (MUSAE_LSTM_CPU_ISA=level) and with impl=scan (the pure-JAX kernel, the same on every
+level). Prints per shape and program: ms/step median [min-max] over rounds, GFLOP/s (median) and
+its fraction of the matmul peak (the best peak run of the rounds), and the ratios of samples/s to
+torch, torch_km and scan (median [min-max] over rounds of same-round pairs).
+"""
+
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import compare_torch  # pylint: disable=g-import-not-at-top,wrong-import-position
+from musae_jax import host_memory  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_ISAS = flags.DEFINE_multi_string("isa", ["avx512", "avx2"],
+                                  "MUSAE_LSTM_CPU_ISA levels of the cpu_fused runs.")
+
+
+def _peak() -> dict:
+  command = [sys.executable, str(compare_torch.REPO / "benchmarks" / "matmul_peak.py"), "--json"]
+  if compare_torch._TASKSET.value:  # pylint: disable=protected-access
+    command = ["taskset", "-c", compare_torch._TASKSET.value] + command  # pylint: disable=protected-access
+  result = subprocess.run(command, cwd=compare_torch.REPO, capture_output=True, text=True,
+                          check=True)
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _spread(values) -> str:
+  return f"{statistics.median(values):.2f}x [{min(values):.2f}-{max(values):.2f}]"
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  out = open(compare_torch._OUT.value, "a") if compare_torch._OUT.value else None  # pylint: disable=protected-access
+  print(f"CPU: {_cpu_model()}", flush=True)
+  peaks, records = [], []
+  for shape in compare_torch._SHAPES.value:  # pylint: disable=protected-access
+    bars, hidden, latent, batch = (int(v) for v in shape.split(","))
+    for repeat in range(compare_torch._REPEATS.value):  # pylint: disable=protected-access
+      peak = _peak()
+      peak.update(shape=shape, repeat=repeat)
+      peaks.append(peak)
+      print(f"  {shape} repeat {repeat} matmul peak {peak['best_gflop_per_s']} GFLOP/s",
+            flush=True)
+      torch_command = compare_torch._torch_command(bars, hidden, latent, batch)  # pylint: disable=protected-access
+      programs = [("torch", torch_command, None),
+                  ("torch_km", torch_command, host_memory.environment())]
+      programs += [(f"cpu_fused[{isa}]",
+                    compare_torch._jax_command(bars, hidden, latent, batch, "cpu_fused"),  # pylint: disable=protected-access
+                    {"MUSAE_LSTM_CPU_ISA": isa}) for isa in _ISAS.value]
+      programs.append(("scan", compare_torch._jax_command(bars, hidden, latent, batch, "scan"),  # pylint: disable=protected-access
+                       None))
+      for name, command, env in programs:
+        load = os.getloadavg()[0]
+        record = compare_torch._run(command, env)  # pylint: disable=protected-access
+        record.update(program=name, shape=shape, repeat=repeat, load_before=round(load, 2))
+        records.append(record)
+        if out:
+          out.write(json.dumps(record) + "\n")
+          out.flush()
+        print(f"  {shape} repeat {repeat} {name:16s} {record['step_ms_median']:9.1f} ms/step "
+              f"{record['samples_per_s']:8.2f} samples/s (load {load:.1f})", flush=True)
+    if out:
+      for peak in peaks:
+        out.write(json.dumps({"matmul_peak": peak}) + "\n")
+  for shape in compare_torch._SHAPES.value:  # pylint: disable=protected-access
+    shape_peaks = [p["best_gflop_per_s"] for p in peaks if p["shape"] == shape]
+    peak = max(shape_peaks)
+    print(f"\n{shape}: fp32 matmul peak {peak:.0f} GFLOP/s (XLA 2048^2, best of rounds: "
+          f"{', '.join(f'{p:.0f}' for p in shape_peaks)})")
+    by = {}
+    for r in records:
+      if r["shape"] == shape:
+        by.setdefault(r["program"], {})[r["repeat"]] = r
+    for program, runs in by.items():
+      ms = [r["step_ms_median"] for r in runs.values()]
+      gf = statistics.median(r.get("gflop_per_s", r.get("achieved_gflop_per_s"))
+                             for r in runs.values())
+      ratios = []
+      for ref in ("torch", "torch_km", "scan"):
+        if program in ("torch", "torch_km", "scan"):
+          continue
+        pairs = [runs[k]["samples_per_s"] / by[ref][k]["samples_per_s"] for k in runs]
+        ratios.append(f"to {ref} {_spread(pairs)}")
+      print(f"  {program:16s} {statistics.median(ms):7.0f} ms [{min(ms):.0f}-{max(ms):.0f}] "
+            f"{statistics.median(r['samples_per_s'] for r in runs.values()):7.2f} samples/s "
+            f"{gf:6.1f} GFLOP/s = {gf / peak:4.0%} of peak  {'  '.join(ratios)}")
+
+
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                    if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags_ = " ".join(f for f in fields.get("flags", "").split()
+                      if f.startswith(("avx", "fma", "sse4")))
+    return (f"{fields.get('model name')} (family {fields.get('cpu family')} model "
+            f"{fields.get('model')}), {os.cpu_count()} CPUs, {flags_}")
+  except OSError:
+    return "unknown"
+
+
+if __name__ == "__main__":
+  app.run(main)

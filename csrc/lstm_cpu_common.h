@@ -1,0 +1,79 @@
+// Declarations shared by the fused CPU LSTM's dispatcher (lstm_cpu.cc) and its per-ISA kernel
+// builds (lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_generic.cc, each compiling
+// lstm_cpu_kernel.h for one instruction set). Plain data only: no code lives here, so that no
+// inline function or template instance can be emitted by a translation unit compiled for a wider
+// instruction set and then picked by the linker for the others.
+
+#ifndef MUSAE_JAX_CSRC_LSTM_CPU_COMMON_H_
+#define MUSAE_JAX_CSRC_LSTM_CPU_COMMON_H_
+
+#include <cstdint>
+
+namespace musae_lstm_cpu {
+
+constexpr int kGates = 4;
+
+struct Shape {
+  int64_t groups;  // independent recurrences (leading dimensions)
+  int64_t steps;
+  int64_t batch;
+  int64_t hidden;
+};
+
+struct ForwardArgs {
+  Shape shape;
+  bool reverse;
+  bool constant_input;
+  const float* x_proj;
+  const float* w_hh;
+  const float* h0;
+  const float* c0;
+  float* hs;
+  float* cs;
+  float* gates;  // activated gates for the backward pass; null when not kept
+};
+
+struct BackwardArgs {
+  Shape shape;
+  bool reverse;
+  const float* w_hh;
+  const float* h0;
+  const float* hs;
+  const float* gates;  // activated, from the forward pass
+  const float* cs;
+  const float* c0;
+  const float* d_hs;
+  const float* d_h_last;
+  const float* d_c_last;
+  float* d_pre;    // gradient of the pre-activation gates [T, B, 4H] (= of x_proj per step)
+  float* d_x_sum;  // sum over time of d_pre [B, 4H] for a constant input, else null
+  float* d_w_hh;
+  float* d_h0;
+  float* d_c0;
+};
+
+// One compiled instruction-set level of the kernel. The dispatcher owns threads and memory: the
+// row functions get a scratch buffer of the size the level asks for (the repacked w_hh).
+struct Kernels {
+  const char* name;   // "avx512", "avx2", "generic"
+  int vector_width;   // float lanes; the hidden size must be a multiple
+  int rows_per_tile;  // batch rows of one register tile
+  int64_t (*forward_scratch_floats)(int64_t hidden);
+  void (*forward_rows)(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
+                       float* scratch);
+  int64_t (*backward_scratch_floats)(int64_t hidden);
+  void (*backward_rows)(const BackwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
+                        float* scratch);
+  void (*weight_grad_units)(const BackwardArgs& a, int64_t group, int64_t unit_begin,
+                            int64_t unit_end);
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+extern const Kernels kAvx512Kernels;
+extern const Kernels kAvx2Kernels;
+#endif
+extern const Kernels kGenericKernels;
+
+}  // namespace musae_lstm_cpu
+
+#endif  // MUSAE_JAX_CSRC_LSTM_CPU_COMMON_H_

@@ -1,0 +1,464 @@
+// The vector body of the fused CPU LSTM (see lstm_cpu.cc for what it computes and why), compiled
+// once per instruction-set level: lstm_cpu_avx512.cc, lstm_cpu_avx2.cc and lstm_cpu_generic.cc
+// each define one MUSAE_LSTM_ISA_* macro, switch the compiler's target for the rest of their
+// translation unit, and include this file, which defines that level's Kernels table.
+//
+// Everything here has internal linkage (an anonymous namespace) and uses no standard-library
+// template or inline function: an AVX-512 copy of, say, std::min could otherwise be the one the
+// linker keeps for every translation unit, and the generic path would then fault on a CPU
+// without AVX-512. The standard headers a level needs are included before its target switch.
+//
+// Levels: AVX-512 (16 floats a vector, 32 registers: register tiles of 6 rows x 4 gate vectors),
+// AVX2 + FMA (8 floats, 16 registers: 6 rows x 2 vectors, twice), generic (GCC vector extensions
+// of 4 floats: SSE2 on x86-64, 6 x 2 twice; NEON on aarch64, 6 x 4).
+
+#if !defined(MUSAE_LSTM_ISA_AVX512) && !defined(MUSAE_LSTM_ISA_AVX2) && \
+    !defined(MUSAE_LSTM_ISA_GENERIC)
+#error "define the instruction-set level before including lstm_cpu_kernel.h"
+#endif
+
+namespace musae_lstm_cpu {
+namespace {
+
+#if defined(MUSAE_LSTM_ISA_AVX512)
+constexpr int kVec = 16;  // float lanes per vector register
+#elif defined(MUSAE_LSTM_ISA_AVX2)
+constexpr int kVec = 8;
+#else
+constexpr int kVec = 4;
+#endif
+// Whether the 4 gate vectors of a row tile fit the registers at once (see PanelMatmul).
+#if defined(MUSAE_LSTM_ISA_AVX512) || defined(__aarch64__)
+#define MUSAE_LSTM_ONE_PASS 1
+#else
+#define MUSAE_LSTM_ONE_PASS 0
+#endif
+#define MUSAE_LSTM_ROWS 6  // rows of a register tile
+constexpr int kRowsPerTile = MUSAE_LSTM_ROWS;
+
+typedef float Vf __attribute__((vector_size(kVec * sizeof(float))));
+typedef int32_t Vi __attribute__((vector_size(kVec * sizeof(int32_t))));
+
+inline int64_t MinI(int64_t a, int64_t b) { return a < b ? a : b; }
+
+inline Vf Load(const float* p) {
+  Vf v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void Store(float* p, Vf v) { __builtin_memcpy(p, &v, sizeof(v)); }
+// A broadcast that compiles to one vbroadcastss (Vf{} + x would add +0.0f first: not a no-op
+// for x = -0.0f, so the compiler keeps the add).
+#if defined(MUSAE_LSTM_ISA_AVX512)
+inline Vf Splat(float x) { return (Vf)_mm512_set1_ps(x); }
+#elif defined(MUSAE_LSTM_ISA_AVX2)
+inline Vf Splat(float x) { return (Vf)_mm256_set1_ps(x); }
+#else
+inline Vf Splat(float x) { return Vf{x, x, x, x}; }
+#endif
+inline Vf Min(Vf a, Vf b) { return a < b ? a : b; }
+inline Vf Max(Vf a, Vf b) { return a > b ? a : b; }
+
+// exp(x), Cephes single-precision polynomial; inputs clamped to the normal float range.
+inline Vf Exp(Vf x) {
+  x = Min(Max(x, Splat(-87.3365478515625f)), Splat(88.3762626647949f));
+  const Vf magic = Splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to the nearest integer
+  Vf n = (x * 1.44269504088896341f + magic) - magic;
+  Vf r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  Vf p = Splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  Vf y = p * r * r + r + 1.0f;
+  Vi bits = (__builtin_convertvector(n, Vi) + 127) << 23;
+  return y * (Vf)bits;  // a cast between vector types reinterprets the bits
+}
+
+// 1 / x from the hardware estimate and one Newton step (error about 1 ulp from AVX-512's 14-bit
+// estimate, a few ulp from AVX's 12-bit one): a vector division costs several times more, and
+// the gate epilogue does five per vector.
+inline Vf Reciprocal(Vf x) {
+#if defined(MUSAE_LSTM_ISA_AVX512)
+  // (The zero-masking form with every lane selected: the same instruction, and no GCC warning
+  // about _mm512_rcp14_ps's undefined pass-through operand under a target pragma.)
+  const Vf r = (Vf)_mm512_maskz_rcp14_ps((__mmask16)0xFFFF, (__m512)x);
+  return r * (2.0f - x * r);
+#elif defined(MUSAE_LSTM_ISA_AVX2)
+  const Vf r = (Vf)_mm256_rcp_ps((__m256)x);
+  return r * (2.0f - x * r);
+#else
+  return 1.0f / x;
+#endif
+}
+
+inline Vf Sigmoid(Vf x) { return Reciprocal(1.0f + Exp(-x)); }
+
+// tanh(x) as XLA's CPU backend computes it (a [13/6] rational approximation on [-7.9, 7.9]).
+inline Vf Tanh(Vf x) {
+  const Vf clamped = Min(Max(x, Splat(-7.90531110763549805f)), Splat(7.90531110763549805f));
+  const Vf x2 = clamped * clamped;
+  Vf p = Splat(-2.76076847742355e-16f);
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  p = p * clamped;
+  Vf q = Splat(1.19825839466702e-06f);
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  const Vf small = Splat(0.0004f);
+  const Vf ax = Max(x, -x);
+  return ax < small ? x : p * Reciprocal(q);
+}
+
+// acc[m][v] = sum_k a[m * lda + k * a_step] * b[k * ldb + v * kVec + (0..kVec)] for v < NV: MR
+// rows of a times NV adjacent vectors' worth of columns of b (ldb = 4 * kVec when b is packed
+// k-major). a_step = 1 reads a row-major; lda = 1 reads it transposed.
+template <int MR, int NV>
+inline void PanelMatmulN(const float* a, int64_t lda, int64_t a_step, const float* b, int64_t ldb,
+                         int64_t depth, Vf (&acc)[MR][NV]) {
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[m][v] = Vf{};
+  for (int64_t k = 0; k < depth; ++k) {
+    Vf bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = Load(b + v * kVec);
+    b += ldb;
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      const Vf am = Splat(a[m * lda + k * a_step]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[m][v] += am * bv[v];
+    }
+  }
+}
+
+// The same for the 4 gate vectors of a panel (NV = 4). With 32 vector registers (AVX-512, NEON)
+// in one pass: 6 rows x 4 vectors = 24 accumulators, the panel's 4 vectors and a broadcast. With
+// 16 (AVX2, SSE) in two passes over the two halves of the panel, 6 rows x 2 vectors = 12
+// accumulators, 2 panel vectors and a broadcast each: the classic 6x16 AVX2 GEMM tile. (Also
+// tried on Zen 4: one pass of 3 x 4 reading the panel from memory and one of 2 x 4, no faster
+// than this; one pass of 6 x 4, the AVX-512 tiling with 8-float vectors, spills and ran about
+// 1.5x slower. Unrolling the depth loop changed nothing.) Each accumulator sees the same
+// operations in the same order either way.
+template <int MR>
+inline void PanelMatmul(const float* a, int64_t lda, int64_t a_step, const float* b, int64_t ldb,
+                        int64_t depth, Vf (&acc)[MR][kGates]) {
+#if MUSAE_LSTM_ONE_PASS
+  PanelMatmulN<MR, kGates>(a, lda, a_step, b, ldb, depth, acc);
+#else
+  Vf half[MR][2];
+#pragma GCC unroll 2
+  for (int p = 0; p < 2; ++p) {
+    PanelMatmulN<MR, 2>(a, lda, a_step, b + 2 * p * kVec, ldb, depth, half);
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      acc[m][2 * p] = half[m][0];
+      acc[m][2 * p + 1] = half[m][1];
+    }
+  }
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward.
+
+// packed[j][k][v * kVec + u] = w[k][v * H + j * kVec + u]: for hidden block j, the four gates of
+// its kVec units side by side, k-major.
+void PackForward(const float* w, int64_t hidden, float* packed) {
+  const int64_t blocks = hidden / kVec, cols = kGates * hidden;
+  for (int64_t j = 0; j < blocks; ++j)
+    for (int64_t k = 0; k < hidden; ++k)
+      for (int v = 0; v < kGates; ++v)
+        __builtin_memcpy(packed + ((j * hidden + k) * kGates + v) * kVec,
+                         w + k * cols + v * hidden + j * kVec, kVec * sizeof(float));
+}
+
+// Hidden block j (units col..col + kVec) of rows [row, row + MR) for one step.
+template <int MR>
+void ForwardTile(const ForwardArgs& a, const float* packed_j, int64_t row, int64_t col,
+                 const float* h_prev, const float* c_prev, const float* x_t, float* h_t,
+                 float* c_t, float* g_t) {
+  const int64_t hidden = a.shape.hidden, cols = kGates * hidden;
+  Vf acc[MR][kGates];
+  PanelMatmul<MR>(h_prev + row * hidden, hidden, 1, packed_j, kGates * kVec, hidden, acc);
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m) {
+    const int64_t r = row + m;
+    const float* x = x_t + r * cols + col;
+    const Vf i = Sigmoid(acc[m][0] + Load(x));
+    const Vf f = Sigmoid(acc[m][1] + Load(x + hidden));
+    const Vf g = Tanh(acc[m][2] + Load(x + 2 * hidden));
+    const Vf o = Sigmoid(acc[m][3] + Load(x + 3 * hidden));
+    const Vf c = f * Load(c_prev + r * hidden + col) + i * g;
+    Store(c_t + r * hidden + col, c);
+    Store(h_t + r * hidden + col, o * Tanh(c));
+    if (g_t != nullptr) {
+      float* gr = g_t + r * cols + col;
+      Store(gr, i);
+      Store(gr + hidden, f);
+      Store(gr + 2 * hidden, g);
+      Store(gr + 3 * hidden, o);
+    }
+  }
+}
+
+int64_t ForwardScratchFloats(int64_t hidden) { return hidden * kGates * hidden; }
+
+void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
+                 float* packed) {
+  const Shape& s = a.shape;
+  const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
+  PackForward(a.w_hh + group * hidden * cols, hidden, packed);
+  const float* x = a.x_proj + group * (a.constant_input ? 1 : s.steps) * s.batch * cols;
+  float* hs = a.hs + group * s.steps * state;
+  float* cs = a.cs + group * s.steps * state;
+  float* gates = a.gates == nullptr ? nullptr : a.gates + group * s.steps * s.batch * cols;
+  for (int64_t n = 0; n < s.steps; ++n) {
+    const int64_t t = a.reverse ? s.steps - 1 - n : n;
+    const int64_t before = a.reverse ? t + 1 : t - 1;
+    const float* h_prev = n == 0 ? a.h0 + group * state : hs + before * state;
+    const float* c_prev = n == 0 ? a.c0 + group * state : cs + before * state;
+    const float* x_t = x + (a.constant_input ? 0 : t * s.batch * cols);
+    float* g_t = gates == nullptr ? nullptr : gates + t * s.batch * cols;
+    // Hidden blocks outside, row tiles inside: a block's panel of w_hh (hidden x 4 vectors) is
+    // read from the outer caches once a step and then reused from L1/L2 by every row tile.
+    for (int64_t j = 0; j < hidden / kVec; ++j) {
+      const float* packed_j = packed + j * hidden * kGates * kVec;
+      for (int64_t row = row_begin; row < row_end; row += kRowsPerTile) {
+        switch (MinI(kRowsPerTile, row_end - row)) {
+#define MUSAE_FORWARD_CASE(MR)                                                            \
+  case MR:                                                                                \
+    ForwardTile<MR>(a, packed_j, row, j * kVec, h_prev, c_prev, x_t, hs + t * state,      \
+                    cs + t * state, g_t);                                                 \
+    break;
+          MUSAE_FORWARD_CASE(1)
+          MUSAE_FORWARD_CASE(2)
+#if MUSAE_LSTM_ROWS >= 3
+          MUSAE_FORWARD_CASE(3)
+#endif
+#if MUSAE_LSTM_ROWS >= 4
+          MUSAE_FORWARD_CASE(4)
+#endif
+#if MUSAE_LSTM_ROWS >= 5
+          MUSAE_FORWARD_CASE(5)
+#endif
+#if MUSAE_LSTM_ROWS >= 6
+          MUSAE_FORWARD_CASE(6)
+#endif
+#undef MUSAE_FORWARD_CASE
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward.
+
+// packed[p][k][u] = w[p * 4 * kVec + u][k] for k < 4H: w^T in panels of 4 vectors of hidden
+// outputs, zero-padded past the last hidden unit.
+int64_t BackwardScratchFloats(int64_t hidden) {
+  const int64_t panel = kGates * kVec;
+  return (hidden + panel - 1) / panel * kGates * hidden * panel;
+}
+
+void PackBackward(const float* w, int64_t hidden, float* packed) {
+  const int64_t cols = kGates * hidden, panel = kGates * kVec;
+  const int64_t panels = (hidden + panel - 1) / panel;
+  for (int64_t k = 0; k < panels * cols * panel; ++k) packed[k] = 0.0f;
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t u = 0; u < panel && p * panel + u < hidden; ++u) {
+      const float* w_row = w + (p * panel + u) * cols;
+      float* out = packed + p * cols * panel + u;
+      for (int64_t k = 0; k < cols; ++k) out[k * panel] = w_row[k];
+    }
+}
+
+// dh[rows, panel p] = d_pre[rows] @ w_hh^T[:, panel p] for rows [row, row + MR).
+template <int MR>
+void BackwardTile(const float* packed_p, int64_t hidden, int64_t p, const float* d_pre,
+                  int64_t row, float* dh) {
+  const int64_t cols = kGates * hidden, panel = kGates * kVec;
+  Vf acc[MR][kGates];
+  PanelMatmul<MR>(d_pre + row * cols, cols, 1, packed_p, panel, cols, acc);
+  const int64_t valid = MinI(kGates, (hidden - p * panel) / kVec);
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+    for (int64_t v = 0; v < valid; ++v)
+      Store(dh + (row + m) * hidden + p * panel + v * kVec, acc[m][v]);
+}
+
+// The reverse-time loop for batch rows [row_begin, row_end) of one recurrence.
+void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
+                  float* packed) {
+  const Shape& s = a.shape;
+  const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
+  const int64_t panel = kGates * kVec;
+  PackBackward(a.w_hh + group * hidden * cols, hidden, packed);
+  const float* gates = a.gates + group * s.steps * s.batch * cols;
+  const float* cs = a.cs + group * s.steps * state;
+  const float* d_hs = a.d_hs + group * s.steps * state;
+  float* d_pre = a.d_pre + group * s.steps * s.batch * cols;
+  float* d_x_sum = a.d_x_sum == nullptr ? nullptr : a.d_x_sum + group * s.batch * cols;
+  if (d_x_sum != nullptr)
+    for (int64_t k = row_begin * cols; k < row_end * cols; ++k) d_x_sum[k] = 0.0f;
+  // dh and dc reaching the current step from the steps after it; only rows in range are used.
+  float* dh_later = a.d_h0 + group * state;
+  float* dc_later = a.d_c0 + group * state;
+  const int64_t first = row_begin * hidden, count = (row_end - row_begin) * hidden;
+  __builtin_memcpy(dh_later + first, a.d_h_last + group * state + first, count * sizeof(float));
+  __builtin_memcpy(dc_later + first, a.d_c_last + group * state + first, count * sizeof(float));
+  for (int64_t n = 0; n < s.steps; ++n) {
+    // Time in the opposite order of the forward pass.
+    const int64_t t = a.reverse ? n : s.steps - 1 - n;
+    const bool has_before = a.reverse ? t + 1 < s.steps : t > 0;
+    const int64_t before = a.reverse ? t + 1 : t - 1;
+    const float* c_before = has_before ? cs + before * state : a.c0 + group * state;
+    const float* g_t = gates + t * s.batch * cols;
+    float* dp_t = d_pre + t * s.batch * cols;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      for (int64_t col = 0; col < hidden; col += kVec) {
+        const int64_t at = r * hidden + col;
+        const float* g = g_t + r * cols + col;
+        const Vf i = Load(g), f = Load(g + hidden), gg = Load(g + 2 * hidden),
+                 o = Load(g + 3 * hidden);
+        const Vf tanh_c = Tanh(Load(cs + t * state + at));
+        const Vf dh = Load(d_hs + t * state + at) + Load(dh_later + at);
+        const Vf dc = Load(dc_later + at) + dh * o * (1.0f - tanh_c * tanh_c);
+        const Vf d_gate[kGates] = {dc * gg * i * (1.0f - i),
+                                   dc * Load(c_before + at) * f * (1.0f - f),
+                                   dc * i * (1.0f - gg * gg), dh * tanh_c * o * (1.0f - o)};
+        float* dp = dp_t + r * cols + col;
+        for (int v = 0; v < kGates; ++v) Store(dp + v * hidden, d_gate[v]);
+        if (d_x_sum != nullptr) {
+          float* sum = d_x_sum + r * cols + col;
+          for (int v = 0; v < kGates; ++v)
+            Store(sum + v * hidden, Load(sum + v * hidden) + d_gate[v]);
+        }
+        Store(dc_later + at, dc * f);
+      }
+    }
+    // Panels outside, row tiles inside: a panel of w_hh^T is reused from L2 by every row tile.
+    for (int64_t p = 0; p * panel < hidden; ++p) {
+      const float* packed_p = packed + p * cols * panel;
+      for (int64_t row = row_begin; row < row_end; row += kRowsPerTile) {
+        switch (MinI(kRowsPerTile, row_end - row)) {
+#define MUSAE_BACKWARD_CASE(MR)                                             \
+  case MR:                                                                  \
+    BackwardTile<MR>(packed_p, hidden, p, dp_t, row, dh_later);             \
+    break;
+          MUSAE_BACKWARD_CASE(1)
+          MUSAE_BACKWARD_CASE(2)
+#if MUSAE_LSTM_ROWS >= 3
+          MUSAE_BACKWARD_CASE(3)
+#endif
+#if MUSAE_LSTM_ROWS >= 4
+          MUSAE_BACKWARD_CASE(4)
+#endif
+#if MUSAE_LSTM_ROWS >= 5
+          MUSAE_BACKWARD_CASE(5)
+#endif
+#if MUSAE_LSTM_ROWS >= 6
+          MUSAE_BACKWARD_CASE(6)
+#endif
+#undef MUSAE_BACKWARD_CASE
+        }
+      }
+    }
+  }
+  // dh_later/dc_later now hold the gradients of h0 and c0 (they alias d_h0 and d_c0).
+}
+
+// d_w_hh[u] = sum over steps t and rows b of h_before(t)[b][u] * d_pre[t][b], for hidden units
+// u in [unit_begin, unit_end): one matmul of depth T*B after the loop, not T small ones in it.
+// Blocked over the depth so that a chunk of d_pre is read from memory once and then reused from
+// cache by every tile of units (d_pre itself, T*B x 4H, is far larger than the caches).
+constexpr int64_t kDepthChunk = 128;  // 128 x 4 vectors of d_pre = 32 KiB with AVX-512
+
+template <int MR>
+void WeightGradTile(const float* h_before, int64_t hidden, const float* d_pre, int64_t cols,
+                    int64_t depth, bool first_chunk, float* d_w) {
+  Vf acc[MR][kGates];
+  // h_before is [depth, hidden] row-major: read transposed, unit m of step-row k.
+  PanelMatmul<MR>(h_before, 1, hidden, d_pre, cols, depth, acc);
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < kGates; ++v) {
+      float* out = d_w + m * cols + v * kVec;
+      Store(out, first_chunk ? acc[m][v] : Load(out) + acc[m][v]);
+    }
+}
+
+void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, int64_t unit_end) {
+  const Shape& s = a.shape;
+  const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
+  const int64_t depth = s.steps * s.batch, units = unit_end - unit_begin;
+  // The rows (t, b) of h_before, the state each step started from, are hs shifted by one step,
+  // with h0 at the first processed step: two contiguous segments of depth, read in place.
+  struct Segment {
+    const float* rows;  // row k_begin
+    int64_t k_begin, k_end;
+  };
+  const float* hs = a.hs + group * s.steps * state;
+  const float* h0 = a.h0 + group * state;
+  const int64_t last = depth - s.batch;
+  const Segment segments[2] = {
+      a.reverse ? Segment{hs + state, 0, last} : Segment{h0, 0, s.batch},
+      a.reverse ? Segment{h0, last, depth} : Segment{hs, s.batch, depth}};
+  const float* d_pre = a.d_pre + group * depth * cols;
+  float* d_w = a.d_w_hh + (group * hidden + unit_begin) * cols;
+  for (const Segment& segment : segments) {
+    for (int64_t k = segment.k_begin; k < segment.k_end; k += kDepthChunk) {
+      const int64_t chunk = MinI(kDepthChunk, segment.k_end - k);
+      const float* h_rows = segment.rows + (k - segment.k_begin) * hidden + unit_begin;
+      for (int64_t p = 0; p < cols; p += kGates * kVec) {
+        for (int64_t u = 0; u < units; u += kRowsPerTile) {
+          const float* b_panel = d_pre + k * cols + p;
+          float* out = d_w + u * cols + p;
+          switch (MinI(kRowsPerTile, units - u)) {
+#define MUSAE_WEIGHT_CASE(MR)                                                  \
+  case MR:                                                                     \
+    WeightGradTile<MR>(h_rows + u, hidden, b_panel, cols, chunk, k == 0, out); \
+    break;
+            MUSAE_WEIGHT_CASE(1)
+            MUSAE_WEIGHT_CASE(2)
+#if MUSAE_LSTM_ROWS >= 3
+            MUSAE_WEIGHT_CASE(3)
+#endif
+#if MUSAE_LSTM_ROWS >= 4
+            MUSAE_WEIGHT_CASE(4)
+#endif
+#if MUSAE_LSTM_ROWS >= 5
+            MUSAE_WEIGHT_CASE(5)
+#endif
+#if MUSAE_LSTM_ROWS >= 6
+            MUSAE_WEIGHT_CASE(6)
+#endif
+#undef MUSAE_WEIGHT_CASE
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const Kernels MUSAE_LSTM_KERNELS = {MUSAE_LSTM_ISA_NAME,    kVec,
+                                    kRowsPerTile,           ForwardScratchFloats,
+                                    ForwardRows,            BackwardScratchFloats,
+                                    BackwardRows,           WeightGradUnits};
+
+}  // namespace musae_lstm_cpu
+
+#undef MUSAE_LSTM_ROWS
+#undef MUSAE_LSTM_ONE_PASS
