@@ -10,7 +10,8 @@
 
 Copies each run's learning curves, interpolation curve and genre PCA, and draws the ablation:
 corpus_2bar's first steps beside the same config with the paper's settings (no residual
-connections, posterior sigma 1 at initialisation, beta +0.1 every 1,000 updates).
+connections, posterior sigma 1 at initialisation, beta +0.1 every 1,000 updates), and the two
+16-bar runs, which differ only in the prior, on one set of axes.
 """
 
 import os
@@ -29,6 +30,8 @@ _ABLATION = flags.DEFINE_string("ablation", "", "The paper-settings run (default
                                 "paper_settings).")
 _IMAGES = flags.DEFINE_string("images", "docs/results", "Where the PNGs go.")
 _ABLATION_STEPS = flags.DEFINE_integer("ablation_steps", 1500, "Steps shown in the ablation.")
+_PRIOR_STEPS = flags.DEFINE_integer("prior_steps", 0, "Steps shown in the 16-bar prior "
+                                    "comparison (0 = all; give the step both runs reached).")
 
 
 def main(argv):
@@ -53,6 +56,14 @@ def main(argv):
          "corpus_2bar: residual, sigma 0.01, beta +0.01 / 200": fixed},
         os.path.join(images, "ablation_2bar.png"), max_step=_ABLATION_STEPS.value,
         title="3-layer stacks, N_h 192, batch 32, lr 1e-3, development corpus"))
+
+  pair = {"corpus_16bar: Gaussian prior": os.path.join(out, "runs", "corpus_16bar"),
+          "corpus_16bar_gm: flower prior": os.path.join(out, "runs", "corpus_16bar_gm")}
+  if all(os.path.exists(os.path.join(d, "metrics.jsonl")) for d in pair.values()):
+    print(plots.compare_runs(
+        {label: os.path.join(d, "metrics.jsonl") for label, d in pair.items()},
+        os.path.join(images, "prior_16bar.png"), max_step=_PRIOR_STEPS.value or None,
+        title="16 bars, 3-layer stacks, N_h 192, batch 16: the prior alone differs"))
 
 
 if __name__ == "__main__":

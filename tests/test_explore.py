@@ -30,6 +30,7 @@ from musae_jax.tools import explore
 from musae_jax.tools import explorer as explorer_lib
 from musae_jax.tools import generate
 from musae_jax.tools import input_windows
+from musae_jax.tools import request_batcher
 from musae_jax.tools import runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -394,7 +395,7 @@ def test_batcher_hands_each_caller_its_rows():
       raise ValueError("negative")
     return rows * 2
 
-  batcher = explorer_lib._Batcher(double, max_rows=6)  # pylint: disable=protected-access
+  batcher = request_batcher.RequestBatcher(double, max_rows=6)
   with concurrent.futures.ThreadPoolExecutor(8) as pool:
     results = list(pool.map(lambda i: batcher(np.full((1 + i % 3, 2), i)), range(40)))
   for i, result in enumerate(results):

@@ -26,6 +26,7 @@ from musae_jax.errors import UserError
 from musae_jax.tools import attributes as attributes_lib
 from musae_jax.tools import generate
 from musae_jax.tools import input_windows
+from musae_jax.tools import request_batcher
 from musae_jax.tools import runs
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # Larger uploads are refused (413).
@@ -59,54 +60,6 @@ def bilinear_weights(count: int, x: float, y: float) -> np.ndarray:
   return weights / total if total > 1e-12 else np.full(count, 1.0 / count)
 
 
-class _Batcher:
-  """Runs a batched function for concurrent callers: whoever finds it idle runs it on every
-  request waiting at that moment (concatenated, at most max_rows rows), then on the next ones,
-  while the others wait for their rows. One model call at a time, and 8 clients cost about one
-  batched call rather than 8 queued ones."""
-
-  def __init__(self, function, max_rows: int = 64):
-    self._function = function
-    self._max_rows = max_rows
-    self._lock = threading.Lock()
-    self._pending: list[dict] = []
-    self._running = False
-
-  def __call__(self, rows: np.ndarray) -> np.ndarray:
-    request = {"rows": rows, "done": threading.Event(), "result": None, "error": None}
-    with self._lock:
-      self._pending.append(request)
-      leader = not self._running
-      self._running = True
-    if leader:
-      self._drain()
-    request["done"].wait()
-    if request["error"] is not None:
-      raise request["error"]
-    return request["result"]
-
-  def _drain(self) -> None:
-    while True:
-      with self._lock:
-        batch, count = [], 0
-        while self._pending and (not batch or
-                                 count + len(self._pending[0]["rows"]) <= self._max_rows):
-          batch.append(self._pending.pop(0))
-          count += len(batch[-1]["rows"])
-        if not batch:
-          self._running = False
-          return
-      try:
-        results = self._function(np.concatenate([r["rows"] for r in batch]))
-        start = 0
-        for request in batch:
-          request["result"] = results[start:start + len(request["rows"])]
-          start += len(request["rows"])
-      except Exception as error:  # pylint: disable=broad-except  # Handed to each caller.
-        for request in batch:
-          request["error"] = error
-      for request in batch:
-        request["done"].set()
 
 
 @dataclasses.dataclass
@@ -124,7 +77,7 @@ class Explorer:
     self._midi_root = os.path.realpath(midi_dir) if midi_dir else None
     self.upload_dir = upload_dir
     self._model_lock = threading.Lock()  # One model call at a time (bounded memory and threads).
-    self._decoder = _Batcher(self._locked_decode)
+    self._decoder = request_batcher.RequestBatcher(self._locked_decode)
     self._songs_lock = threading.Lock()
     self._songs: collections.OrderedDict[str, _Song] = collections.OrderedDict()
     self._uploads: collections.OrderedDict[str, str] = collections.OrderedDict()  # id -> path
