@@ -10,6 +10,15 @@ level (MUSAE_LSTM_CPU_ISA=level) and with impl=scan (the pure-JAX kernel, the sa
 level). Prints per shape and program: ms/step median [min-max] over rounds, GFLOP/s (median) and
 its fraction of the matmul peak (the best peak run of the rounds), and the ratios of samples/s to
 torch, torch_km and scan (median [min-max] over rounds of same-round pairs).
+
+--cap_machine_isa=avx2 runs every program of the rounds as on a CPU without AVX-512 (the machines
+most laptops, cloud VMs and AMD CPUs before Zen 4 are): XLA's generated code with
+--xla_cpu_max_isa, PyTorch with ATEN_CPU_CAPABILITY, oneDNN and MKL with their own caps, and the
+fused kernel at that level. XLA's matmuls need more: YNNPACK, which runs them by default, picks
+its kernels from the CPU's features and has no cap (perf shows its AVX-512 kernel under
+--xla_cpu_max_isa), so its fusions are turned off and XLA's dots go to oneDNN's gemm, which
+honours ONEDNN_MAX_CPU_ISA. Without the cap, a forced avx2 kernel level is measured inside
+programs that still use AVX-512 for everything else.
 """
 
 import json
@@ -28,6 +37,28 @@ from musae_jax import host_memory  # pylint: disable=g-import-not-at-top,wrong-i
 
 _ISAS = flags.DEFINE_multi_string("isa", ["avx512", "avx2"],
                                   "MUSAE_LSTM_CPU_ISA levels of the cpu_fused runs.")
+_CAP_MACHINE_ISA = flags.DEFINE_enum(
+    "cap_machine_isa", "", ["", "avx2"],
+    "Cap every program (XLA, PyTorch, MKL, oneDNN, the fused kernel) at this level.")
+
+# The environment that keeps each library below AVX-512 (each reads its own variable at start-up).
+_AVX2_CAP = {
+    "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's own vectorised kernels
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN (PyTorch's mkldnn RNN and matmul paths)
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # MKL's sgemm
+    "MUSAE_LSTM_CPU_ISA": "avx2",
+}
+
+
+def _cap_machine(isa: str) -> list[str]:
+  """Sets this process's environment (inherited by every program of the rounds) so that nothing
+  uses instructions above `isa`; returns the kernel levels left to measure."""
+  if not isa:
+    return _ISAS.value
+  os.environ.update(_AVX2_CAP)
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_max_isa=AVX2"
+                             " --xla_cpu_experimental_ynn_fusion_type=").strip()
+  return ["avx2"]
 
 
 def _peak() -> dict:
@@ -47,7 +78,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   out = open(compare_torch._OUT.value, "a") if compare_torch._OUT.value else None  # pylint: disable=protected-access
+  isas = _cap_machine(_CAP_MACHINE_ISA.value)
   print(f"CPU: {_cpu_model()}", flush=True)
+  if _CAP_MACHINE_ISA.value:
+    print(f"Every program capped at {_CAP_MACHINE_ISA.value}: XLA_FLAGS={os.environ['XLA_FLAGS']}, "
+          + ", ".join(f"{k}={v}" for k, v in _AVX2_CAP.items()), flush=True)
   peaks, records = [], []
   for shape in compare_torch._SHAPES.value:  # pylint: disable=protected-access
     bars, hidden, latent, batch = (int(v) for v in shape.split(","))
@@ -62,7 +97,7 @@ def main(argv):
                   ("torch_km", torch_command, host_memory.environment())]
       programs += [(f"cpu_fused[{isa}]",
                     compare_torch._jax_command(bars, hidden, latent, batch, "cpu_fused"),  # pylint: disable=protected-access
-                    {"MUSAE_LSTM_CPU_ISA": isa}) for isa in _ISAS.value]
+                    {"MUSAE_LSTM_CPU_ISA": isa}) for isa in isas]
       programs.append(("scan", compare_torch._jax_command(bars, hidden, latent, batch, "scan"),  # pylint: disable=protected-access
                        None))
       for name, command, env in programs:
