@@ -182,3 +182,19 @@ def test_command_line_writes_files_and_reports_errors_in_one_line(trained_run, t
   errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
   assert len(errors) == 1 and "'polka' is not in the run's vocabulary" in errors[0]
   assert "Traceback" not in bad.stderr
+
+
+def test_long_encodes_and_decodes_show_progress_and_match_one_batch(run, capfd):
+  # A whole validation split takes minutes to encode: more than PROGRESS_MIN_CHUNKS chunks show
+  # a progress bar on stderr, fewer stay quiet. Chunk sizes change only the float rounding of
+  # the batched matmuls (codes equal to 1e-5; an argmax may flip on a near tie).
+  codes = runs.prior_codes(run, seed=0, num=runs.PROGRESS_MIN_CHUNKS + 1)
+  capfd.readouterr()
+  quiet = run.decode(codes[:runs.PROGRESS_MIN_CHUNKS], batch_size=1)
+  assert "decoding" not in capfd.readouterr().err
+  tokens = run.decode(codes, batch_size=1)
+  assert f"decoding {len(codes)} windows" in capfd.readouterr().err
+  assert (tokens == run.decode(codes)).mean() > 0.99
+  np.testing.assert_array_equal(quiet, tokens[:runs.PROGRESS_MIN_CHUNKS])
+  np.testing.assert_allclose(run.encode(tokens, batch_size=1), run.encode(tokens), atol=1e-5)
+  assert f"encoding {len(codes)} windows" in capfd.readouterr().err

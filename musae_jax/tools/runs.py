@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import tqdm
 
 from data_pipeline.tokens import STEPS_PER_BAR
 from musae_jax import checkpointing
@@ -23,6 +24,8 @@ from musae_jax.errors import UserError
 from musae_jax.model import MusAE
 
 DEFAULT_BATCH_SIZE = 128  # Windows per encode/decode call: bounds memory on long inputs.
+# Inputs of more chunks than this show a progress bar (a whole validation split takes minutes).
+PROGRESS_MIN_CHUNKS = 8
 
 
 class Run:
@@ -58,26 +61,31 @@ class Run:
     if tokens.ndim != 3 or tokens.shape[1:] != (self.num_steps, 4):
       raise ValueError(f"expected windows of shape [N, {self.num_steps}, 4], got {tokens.shape}")
     return _in_chunks(lambda x: self._encode(self.params, jnp.asarray(x, jnp.int32)),
-                      tokens, batch_size, np.float32)
+                      tokens, batch_size, np.float32, "encoding")
 
   def decode(self, codes: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     """float [N, N_z] codes -> uint8 [N, T, 4] tokens (argmax of every step and track)."""
     codes = np.asarray(codes, np.float32)
     return _in_chunks(lambda z: self._decode(self.params, jnp.asarray(z)), codes, batch_size,
-                      np.uint8)
+                      np.uint8, "decoding")
 
   def reconstruct(self, tokens: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     return self.decode(self.encode(tokens, batch_size), batch_size)
 
 
-def _in_chunks(function, inputs: np.ndarray, batch_size: int, dtype) -> np.ndarray:
+def _in_chunks(function, inputs: np.ndarray, batch_size: int, dtype, what: str) -> np.ndarray:
   """Applies a jitted function chunk by chunk, padding each chunk to a power of two (at most
-  batch_size) so that a few compiled shapes serve every input size."""
+  batch_size) so that a few compiled shapes serve every input size. Long inputs show progress
+  (on stderr, `what` naming the work)."""
   count = inputs.shape[0]
   if count == 0:
     raise ValueError("nothing to encode or decode (0 rows)")
   outputs = []
-  for start in range(0, count, batch_size):
+  starts = range(0, count, batch_size)
+  if len(starts) > PROGRESS_MIN_CHUNKS:
+    starts = tqdm.tqdm(starts, desc=f"{what} {count} windows", unit="batch", mininterval=5.0,
+                       dynamic_ncols=True)
+  for start in starts:
     chunk = inputs[start:start + batch_size]
     padded_size = min(batch_size, 1 << (len(chunk) - 1).bit_length())
     padding = np.zeros((padded_size - len(chunk),) + chunk.shape[1:], chunk.dtype)
