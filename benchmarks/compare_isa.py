@@ -37,28 +37,33 @@ from musae_jax import host_memory  # pylint: disable=g-import-not-at-top,wrong-i
 
 _ISAS = flags.DEFINE_multi_string("isa", ["avx512", "avx2"],
                                   "MUSAE_LSTM_CPU_ISA levels of the cpu_fused runs.")
-_CAP_MACHINE_ISA = flags.DEFINE_enum(
-    "cap_machine_isa", "", ["", "avx2"],
-    "Cap every program (XLA, PyTorch, MKL, oneDNN, the fused kernel) at this level.")
 
-# The environment that keeps each library below AVX-512 (each reads its own variable at start-up).
-_AVX2_CAP = {
-    "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's own vectorised kernels
-    "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN (PyTorch's mkldnn RNN and matmul paths)
-    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # MKL's sgemm
-    "MUSAE_LSTM_CPU_ISA": "avx2",
+# Per level, the environment that keeps every library of the rounds at or below it (each reads
+# its own variable at start-up; XLA's flags are appended to any the caller set).
+_CAPS = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's own vectorised kernels
+        "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN (PyTorch's mkldnn paths; XLA's dots below)
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # MKL's sgemm
+        # XLA's generated code; YNNPACK off, as it honours no cap (see the docstring).
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX2 --xla_cpu_experimental_ynn_fusion_type=",
+    },
 }
+_CAP_MACHINE_ISA = flags.DEFINE_enum(
+    "cap_machine_isa", "", [""] + sorted(_CAPS),
+    "Cap every program (XLA, PyTorch, MKL, oneDNN, the fused kernel) at this level.")
 
 
 def _cap_machine(isa: str) -> list[str]:
   """Sets this process's environment (inherited by every program of the rounds) so that nothing
-  uses instructions above `isa`; returns the kernel levels left to measure."""
+  uses instructions above `isa`; returns the fused kernel's levels to measure."""
   if not isa:
     return _ISAS.value
-  os.environ.update(_AVX2_CAP)
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_max_isa=AVX2"
-                             " --xla_cpu_experimental_ynn_fusion_type=").strip()
-  return ["avx2"]
+  for name, value in _CAPS[isa].items():
+    if name == "XLA_FLAGS":
+      value = f"{os.environ.get(name, '')} {value}".strip()
+    os.environ[name] = value
+  return [isa]
 
 
 def _peak() -> dict:
@@ -81,8 +86,8 @@ def main(argv):
   isas = _cap_machine(_CAP_MACHINE_ISA.value)
   print(f"CPU: {_cpu_model()}", flush=True)
   if _CAP_MACHINE_ISA.value:
-    print(f"Every program capped at {_CAP_MACHINE_ISA.value}: XLA_FLAGS={os.environ['XLA_FLAGS']}, "
-          + ", ".join(f"{k}={v}" for k, v in _AVX2_CAP.items()), flush=True)
+    print(f"Every program capped at {_CAP_MACHINE_ISA.value}: " + ", ".join(
+        f"{k}={os.environ[k]}" for k in _CAPS[_CAP_MACHINE_ISA.value]), flush=True)
   peaks, records = [], []
   for shape in compare_torch._SHAPES.value:  # pylint: disable=protected-access
     bars, hidden, latent, batch = (int(v) for v in shape.split(","))

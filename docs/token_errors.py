@@ -1,6 +1,6 @@
 r"""Where a trained run's reconstruction errors are: per track, the share of target steps that
 start a note (a pitch), continue one (hold) or are silent, the accuracy on each kind and the share
-of the track's errors each kind makes (RESULTS.md, "What limits the 2-bar model").
+of the track's errors each kind makes (RESULTS.md, 2-bar section, "What the errors are").
 
   python docs/token_errors.py --workdir=repro/runs/corpus_2bar --data_dir=repro/tfds \
       [--split=validation] [--max_windows=3000]

@@ -60,8 +60,6 @@ def bilinear_weights(count: int, x: float, y: float) -> np.ndarray:
   return weights / total if total > 1e-12 else np.full(count, 1.0 / count)
 
 
-
-
 @dataclasses.dataclass
 class _Song:
   windows: song_lib.SongWindows
