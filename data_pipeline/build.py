@@ -6,12 +6,14 @@
 Read it back with tfds.data_source("musae_windows/2bar", data_dir=OUT) or data_pipeline.loader.
 Every rejected file is logged as one line; at the end the statistics are printed and saved as
 build_stats.json beside dataset_info.json. A dataset already built in OUT is reused unless
---overwrite is given.
+--overwrite is given; then the new one is built beside it and replaces it only once complete, so a
+failed rebuild (bad input, no usable file, an interrupt) leaves the old dataset as it was.
 """
 
 import json
 import os
 import shutil
+import tempfile
 
 from absl import app
 from absl import flags
@@ -32,7 +34,7 @@ def build_dataset(midi_dir: str, data_dir: str, bars: int, genres_file: str | No
                   workers: int = 0, manifest: str | None = None, max_silent_bars: float = 1.0,
                   max_combinations: int = 8, validation_fraction: float = 0.2, *,
                   file_time_limit: float = 60.0, shard_bytes: int = 64 << 20,
-                  writer: str = "direct") -> dict:
+                  writer: str = "direct", overwrite: bool = False) -> dict:
   """Builds musae_windows/<bars>bar into data_dir (unless it is there) and returns its stats.
 
   Args:
@@ -47,6 +49,8 @@ def build_dataset(midi_dir: str, data_dir: str, bars: int, genres_file: str | No
     file_time_limit: seconds after which one file is rejected as "timeout".
     shard_bytes: record bytes per array_record shard.
     writer: "direct" (fast) or "tfds" (TFDS's generic writer, the reference).
+    overwrite: rebuild a dataset that is already built: into a staging folder inside data_dir,
+      which replaces the old dataset only when the build has succeeded.
 
   Returns:
     The build statistics (the content of build_stats.json).
@@ -60,12 +64,21 @@ def build_dataset(midi_dir: str, data_dir: str, bars: int, genres_file: str | No
     raise builder_lib.BuildError(f"{manifest}: manifest not found")
   if not 0.0 <= validation_fraction <= 1.0:
     raise builder_lib.BuildError(f"validation_fraction={validation_fraction}: must be in [0, 1]")
-  builder = builder_lib.MusaeWindows(
-      config=builder_lib.config_name(bars), data_dir=data_dir, midi_dir=midi_dir,
-      genres_file=genres_file, manifest=manifest or default_manifest(midi_dir), workers=workers,
-      max_silent_bars=max_silent_bars, max_combinations=max_combinations,
-      validation_fraction=validation_fraction, file_time_limit=file_time_limit,
-      shard_bytes=shard_bytes, writer=writer)
+  manifest = manifest or default_manifest(midi_dir)
+  if manifest:
+    builder_lib.read_artists(manifest)  # A bad manifest stops the build before anything is done.
+
+  def make_builder(into: str) -> builder_lib.MusaeWindows:  # Reads the genre labels: checks them.
+    return builder_lib.MusaeWindows(
+        config=builder_lib.config_name(bars), data_dir=into, midi_dir=midi_dir,
+        genres_file=genres_file, manifest=manifest, workers=workers,
+        max_silent_bars=max_silent_bars, max_combinations=max_combinations,
+        validation_fraction=validation_fraction, file_time_limit=file_time_limit,
+        shard_bytes=shard_bytes, writer=writer)
+
+  builder = make_builder(data_dir)
+  if overwrite and builder.is_prepared():
+    return _rebuild_beside(make_builder, data_dir, bars)
   stats_path = os.path.join(builder.data_dir, build_stats.STATS_FILE)
   if builder.is_prepared():
     logging.info("%s is already built in %s; reusing it.", builder.info.full_name,
@@ -75,6 +88,21 @@ def build_dataset(midi_dir: str, data_dir: str, bars: int, genres_file: str | No
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   return builder.stats
+
+
+def _rebuild_beside(make_builder, data_dir: str, bars: int) -> dict:
+  """Builds into a staging folder in data_dir, then swaps it in for the dataset already there."""
+  staging = tempfile.mkdtemp(prefix=".rebuild-", dir=data_dir)
+  try:
+    builder = make_builder(staging)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    target = builder_lib.dataset_dir(data_dir, bars)
+    shutil.rmtree(target)
+    os.replace(builder_lib.dataset_dir(staging, bars), target)
+    return builder.stats
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def define_flags() -> None:
@@ -115,14 +143,12 @@ def _build() -> None:
       raise builder_lib.BuildError(f"--config={name}: must be one of {', '.join(configs)}")
   for bars in [configs[name] for name in args.config]:
     target = builder_lib.dataset_dir(args.data_dir, bars)
-    if args.overwrite and os.path.exists(target):
-      shutil.rmtree(target)
     stats = build_dataset(args.midi_dir, args.data_dir, bars, genres_file=args.genres,
                           workers=args.workers, manifest=args.manifest,
                           max_silent_bars=args.max_silent_bars,
                           max_combinations=args.max_combinations,
                           validation_fraction=args.validation_fraction,
-                          file_time_limit=args.file_time_limit)
+                          file_time_limit=args.file_time_limit, overwrite=args.overwrite)
     print(build_stats.summary(stats))
     print(f"  statistics: {os.path.join(target, build_stats.STATS_FILE)}")
 

@@ -272,6 +272,40 @@ def test_build_errors_are_one_clear_line(tmp_path):
     build.build_dataset(str(only_bad), str(tmp_path / "out"), 4)
 
 
+def test_overwrite_replaces_a_dataset_only_once_the_new_build_succeeds(shared_data, tmp_path):
+  corpus = _make_corpus(shared_data, tmp_path / "corpus", with_bad=False)
+  data_dir = str(tmp_path / "tfds")
+  kwargs = dict(genres_file=corpus["genres_file"], manifest=corpus["manifest"], workers=1,
+                validation_fraction=VALIDATION_FRACTION)
+  first = build.build_dataset(corpus["midi_dir"], data_dir, 2, **kwargs)
+  target = builder_lib.dataset_dir(data_dir, 2)
+  before = sorted(os.listdir(target))
+  # Rebuilds that fail (a missing folder, a bad manifest, no usable file) leave it as it was.
+  only_bad = tmp_path / "bad"
+  only_bad.mkdir()
+  (only_bad / "a.mid").write_bytes(b"MThd")
+  with pytest.raises(builder_lib.BuildError, match="not a folder"):
+    build.build_dataset(str(tmp_path / "missing"), data_dir, 2, overwrite=True)
+  with pytest.raises(builder_lib.BuildError, match="manifest"):
+    build.build_dataset(corpus["midi_dir"], data_dir, 2, manifest=str(only_bad / "a.mid"),
+                        overwrite=True)
+  with pytest.raises(builder_lib.BuildError, match="none of its 1 MIDI files gave a window"):
+    build.build_dataset(str(only_bad), data_dir, 2, workers=1, overwrite=True)
+  assert sorted(os.listdir(target)) == before
+  assert not [name for name in os.listdir(data_dir) if name.startswith(".")]  # No staging left.
+  source = tfds.data_source("musae_windows/2bar", split="train", data_dir=data_dir)
+  assert len(source) == first["examples_per_split"]["train"]
+  # A rebuild that succeeds replaces it: here every song in the validation split.
+  second = build.build_dataset(corpus["midi_dir"], data_dir, 2, **{
+      **kwargs, "validation_fraction": 1.0}, overwrite=True)
+  assert not [name for name in os.listdir(data_dir) if name.startswith(".")]
+  assert second["examples_per_split"].get("train", 0) == 0
+  stored = json.loads(pathlib.Path(target, build_stats.STATS_FILE).read_text())
+  assert stored["examples_per_split"] == second["examples_per_split"]
+  source = tfds.data_source("musae_windows/2bar", split="validation", data_dir=data_dir)
+  assert len(source) == sum(first["examples_per_split"].values())
+
+
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", "data_pipeline.build", *args], cwd=REPO,
                         capture_output=True, text=True, timeout=300, check=False)
