@@ -34,26 +34,51 @@ def write_run_files(workdir: str, config: ml_collections.ConfigDict, genres: lis
   if jax.process_index() != 0:
     return
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-    json.dump(config_to_dict(config), f, indent=2, sort_keys=True)
-  with open(os.path.join(workdir, "genres.json"), "w", encoding="utf-8") as f:
-    json.dump(list(genres), f, indent=1)
+  _write_json_atomically(os.path.join(workdir, "config.json"), config_to_dict(config), indent=2,
+                         sort_keys=True)
+  _write_json_atomically(os.path.join(workdir, "genres.json"), list(genres), indent=1)
+
+
+def _write_json_atomically(path: str, value: Any, **dump_args) -> None:
+  """A run killed while writing leaves the old file or the new one, never half of one (the tools
+  read these files to load the run)."""
+  partial = path + ".partial"
+  with open(partial, "w", encoding="utf-8") as f:
+    json.dump(value, f, **dump_args)
+  os.replace(partial, path)
+
+
+def _read_json(path: str) -> Any:
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno} column {e.colno}); was "
+                    "it edited by hand?") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise UserError(f"{path}: cannot be read ({e}).") from None
 
 
 def read_run_config(workdir: str) -> ml_collections.ConfigDict:
+  if not os.path.isdir(workdir):
+    raise UserError(f"{workdir}: no such folder (a training run's --workdir).")
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise UserError(f"{workdir}: no config.json; is this a musae-jax training run directory?")
-  with open(path, encoding="utf-8") as f:
-    return ml_collections.ConfigDict(json.load(f))
+  config = _read_json(path)
+  if not isinstance(config, dict):
+    raise UserError(f"{path}: not a run's config (a JSON object was expected).")
+  return ml_collections.ConfigDict(config)
 
 
 def read_run_genres(workdir: str) -> list[str]:
   path = os.path.join(workdir, "genres.json")
   if not os.path.exists(path):
     return []
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
+  genres = _read_json(path)
+  if not (isinstance(genres, list) and all(isinstance(g, str) for g in genres)):
+    raise UserError(f"{path}: not a list of genre names.")
+  return genres
 
 
 def _field(config: dict, dotted: str) -> Any:

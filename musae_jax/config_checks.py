@@ -3,6 +3,7 @@
 import ml_collections
 
 from data_pipeline.musae_windows import builder
+from musae_jax import lstm
 from musae_jax import model
 from musae_jax import priors
 from musae_jax import step
@@ -37,6 +38,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in _POSITIVE:
     if not _get(config, field) > 0:
       raise UserError(f"config.{field}={_get(config, field)!r} must be positive.")
+  # The kernel registry says which names exist (experiments may register more).
+  lstm.resolve_impl(_get(config, "model.lstm_impl"))
   if config.data.transpose_min > config.data.transpose_max:
     raise UserError(f"config.data.transpose_min={config.data.transpose_min} is above "
                     f"config.data.transpose_max={config.data.transpose_max}.")

@@ -31,11 +31,12 @@ class _OnlyWarningsFromLibraries(py_logging.Filter):
 
 
 def _train() -> None:
+  config = cli.loaded_config(_CONFIG)  # Before JAX starts: a missing file costs no import time.
   # Imported here so that --help stays fast and flags parse before JAX starts.
   from musae_jax import sharding  # pylint: disable=g-import-not-at-top
   from musae_jax import train  # pylint: disable=g-import-not-at-top
   sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value or f"runs/{_CONFIG.value.name}")
+  train.train_and_evaluate(config, _WORKDIR.value or f"runs/{config.name}")
 
 
 def main(argv):

@@ -126,6 +126,8 @@ def _progress(start: int, total: int) -> tqdm.tqdm:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains (or resumes training) the configured MusAE in workdir. Returns the final metrics."""
   config_checks.validate(config)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir={workdir}: exists and is not a folder.")
   ensure_dataset(config)
   data = config.data
   genres = loader.genre_vocabulary(data.data_dir, data.bars)

@@ -134,3 +134,8 @@ def test_the_data_is_a_split_or_a_midi_folder(trained_run, tmp_path):
     input_windows.split_windows(str(tmp_path), 2, "validation")
   with pytest.raises(UserError, match="has no readable 'test' split"):
     input_windows.split_windows(trained_run.data_dir, 2, "test")
+  evaluate.check_count_flags(max_windows=0, num_pairs=1, samples_per_component=1)
+  with pytest.raises(UserError, match=r"--max_windows=-1: must be at least 0"):
+    evaluate.check_count_flags(max_windows=-1, num_pairs=256)
+  with pytest.raises(UserError, match=r"--num_pairs=0: must be at least 1"):
+    evaluate.check_count_flags(max_windows=64, num_pairs=0)

@@ -1,6 +1,7 @@
 """The generate tool on a run trained in this session: files, faithfulness, geometry, errors."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -157,7 +158,11 @@ def test_bad_inputs_are_clear_one_line_errors(run, trained_run, tmp_path):
        r"genre 'polka' is not in the run's vocabulary .*: " + run.genres[0]),
       (lambda: generate.sample(run, out, 2, "polka"), r"genre 'polka' is not in"),
       (lambda: generate.interpolate(run, blue_sky, None, out, 3), r"needs --input2"),
+      (lambda: generate.reconstruct(run, str(tmp_path), out), r": a folder, not a MIDI file"),
       (lambda: generate.generate(str(tmp_path), "sample", out), r"no config.json"),
+      (lambda: generate.generate(str(tmp_path / "nowhere"), "sample", out), r"no such folder"),
+      (lambda: generate.generate(trained_run.workdir, "sample", blue_sky),
+       r"--out=.*Mr._Blue_Sky.mid: exists and is not a folder"),
       (lambda: generate.generate(trained_run.workdir, "dance", out), r"--mode='dance'"),
   ]
   for call, message in cases:
@@ -165,6 +170,28 @@ def test_bad_inputs_are_clear_one_line_errors(run, trained_run, tmp_path):
       call()
     assert "\n" not in str(error.value)
   assert not os.path.exists(out) or not os.listdir(out)
+
+
+def test_a_damaged_or_unreadable_run_is_one_line(trained_run, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained_run.workdir, workdir)
+  checkpoints = workdir / "checkpoints"
+  (newest,) = [int(name) for name in os.listdir(checkpoints)]
+  shutil.copytree(checkpoints / str(newest), checkpoints / str(newest // 2))
+  for path in (checkpoints / str(newest) / "params").rglob("*"):
+    if path.is_file() and path.stat().st_size > 100:
+      path.write_bytes(path.read_bytes()[:100])  # Cut, as by a full disk.
+  # The newest readable checkpoint is used, with a warning; the damaged one asked for by name
+  # is a one-line error.
+  assert runs.load_run(str(workdir)).step == newest // 2
+  with pytest.raises(UserError, match=rf"checkpoints/{newest} cannot be read .*; steps saved: "
+                                      rf"{newest // 2}, {newest}\.$") as error:
+    runs.load_run(str(workdir), newest)
+  assert "\n" not in str(error.value)
+  # A config.json cut while it was written (before writes were atomic) or edited badly.
+  (workdir / "config.json").write_text('{"name": "x",')
+  with pytest.raises(UserError, match=r"config.json: not valid JSON \(.*line 1 column 14\)"):
+    runs.load_run(str(workdir))
 
 
 def test_command_line_writes_files_and_reports_errors_in_one_line(trained_run, tmp_path):

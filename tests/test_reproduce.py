@@ -95,3 +95,7 @@ def test_bad_suite_input_is_one_line(tmp_path):
     reproduce.run_suite("cpu", str(tmp_path / "nothing"), None, str(tmp_path))
   with pytest.raises(UserError, match="the cpu suite has"):
     reproduce.run_suite("cpu", DEMO_MIDI, None, str(tmp_path), only=["2bar"])
+  # Evaluating runs that were never trained (a mistyped --out) builds no dataset first.
+  with pytest.raises(UserError, match=r"runs/corpus_2bar: no trained run there"):
+    reproduce.run_suite("cpu", DEMO_MIDI, None, str(tmp_path / "out"), stage="evaluate")
+  assert not os.path.exists(tmp_path / "out" / "tfds")

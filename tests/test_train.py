@@ -93,14 +93,40 @@ def test_mismatched_model_shape_is_a_clear_error(demo_data_dir, tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
 
 
-def test_bad_config_is_one_line_without_traceback(tmp_path):
+@pytest.mark.parametrize("case", ["missing file", "no get_config", "misspelled override",
+                                  "unknown prior", "unknown lstm_impl", "workdir is a file"])
+def test_bad_config_is_one_line_without_traceback(case, tmp_path):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  # A finished run's config: a bad config must be refused before it is overwritten.
+  (workdir / "config.json").write_text('{"name": "earlier"}')
+  config, args, expected = "configs/demo.py", [], None
+  if case == "missing file":
+    config, expected = str(tmp_path / "nowhere.py"), "nowhere.py: no such file."
+  elif case == "no get_config":
+    (tmp_path / "other.py").write_text("x = 1\n")
+    config, expected = str(tmp_path / "other.py"), "other.py: the file defines no get_config()."
+  elif case == "misspelled override":
+    args = ["--config.model.hiden_size=64"]
+    expected = "override names no field 'hiden_size' (did you mean 'hidden_size'?)"
+  elif case == "unknown prior":
+    args, expected = ["--config.model.prior=uniform"], "config.model.prior='uniform' is not one of"
+  elif case == "unknown lstm_impl":
+    args, expected = ["--config.model.lstm_impl=fast"], "Unknown LSTM implementation 'fast'"
+  else:
+    workdir = tmp_path / "a_file"
+    workdir.write_text("")
+    expected = "a_file: exists and is not a folder."
   result = subprocess.run(
-      [sys.executable, "-m", "musae_jax.main", "--config=configs/demo.py",
-       f"--workdir={tmp_path}", "--config.model.prior=uniform"],
-      cwd=REPO, capture_output=True, text=True, timeout=120)
-  assert result.returncode == 2
-  assert "config.model.prior='uniform' is not one of" in result.stderr
+      [sys.executable, "-m", "musae_jax.main", f"--config={config}", f"--workdir={workdir}",
+       *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2, result.stderr[-3000:]
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and expected in errors[0], result.stderr[-3000:]
   assert "Traceback" not in result.stderr
+  if workdir.is_dir():
+    assert sorted(os.listdir(workdir)) == ["config.json"]
+    assert (workdir / "config.json").read_text() == '{"name": "earlier"}'
 
 
 def _main_command(data_dir, workdir, *overrides):

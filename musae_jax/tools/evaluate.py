@@ -293,6 +293,15 @@ def check_data_flags(split: str | None, midi_dir: str | None, genres: str | None
     raise UserError("--genres goes with --midi_dir (a split carries its own genres).")
 
 
+def check_count_flags(**counts: int) -> None:
+  """max_windows may be 0 (all windows); the other counts must be positive. Checked before the
+  run is loaded, so a typo does not cost a whole split's encoding first."""
+  for name, value in counts.items():
+    smallest = 0 if name == "max_windows" else 1
+    if value < smallest:
+      raise UserError(f"--{name}={value}: must be at least {smallest}.")
+
+
 def define_flags() -> None:
   """The command-line flags (defined only when run as a program, so importing defines none)."""
   flags.DEFINE_string("workdir", None, "Training run directory.")
@@ -316,6 +325,9 @@ def main(argv):
 
   def body():
     check_data_flags(f.split, f.midi_dir, f.genres)
+    check_count_flags(max_windows=f.max_windows, num_pairs=f.num_pairs,
+                      samples_per_component=f.samples_per_component)
+    cli.output_folder(f.out)
     run = runs.load_run(f.workdir)
     windows = input_windows.run_windows(run, split=f.split, data_dir=f.data_dir,
                                         midi_dir=f.midi_dir, genres_file=f.genres,

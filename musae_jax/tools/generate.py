@@ -250,8 +250,7 @@ def whole_song(run: runs.Run, mode: str, input_path: str | None, out_dir: str,
     move, label = attribute_move(run, name, amount), f"{safe_file_name(name)}_{amount:+g}"
   else:
     move, label = (lambda codes: codes), "reconstruction"
-  if not os.path.isfile(input_path):
-    raise UserError(f"{input_path}: no such file.")
+  input_windows.require_file(input_path)
   song = restyle_song(run, input_path, move)
   stem = safe_file_name(os.path.splitext(os.path.basename(input_path))[0])
   return [write_window(song.restyled, out_dir, f"{stem}_whole_{label}",
@@ -265,6 +264,7 @@ def generate(workdir: str, mode: str, out_dir: str, **options) -> list[Output]:
     raise UserError(f"--mode={mode!r} is not one of {MODES}.")
   if options.get("whole_song") and mode not in WHOLE_SONG_MODES:
     raise UserError(f"--whole_song works with --mode in {WHOLE_SONG_MODES}, not {mode!r}.")
+  cli.output_folder(out_dir)
   run = runs.load_run(workdir)
   start_bar = options.get("start_bar", -1)
   if options.get("whole_song"):

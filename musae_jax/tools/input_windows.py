@@ -40,10 +40,17 @@ class InputWindow:
     return os.path.splitext(os.path.basename(self.path))[0]
 
 
-def song_windows(path: str, bars: int) -> song_lib.SongWindows:
-  """Every valid window of a song (the training pipeline's filters), or a one-line UserError."""
+def require_file(path: str) -> None:
+  """A one-line UserError unless path is a file (the MIDI inputs of the tools)."""
+  if os.path.isdir(path):
+    raise UserError(f"{path}: a folder, not a MIDI file.")
   if not os.path.isfile(path):
     raise UserError(f"{path}: no such file.")
+
+
+def song_windows(path: str, bars: int) -> song_lib.SongWindows:
+  """Every valid window of a song (the training pipeline's filters), or a one-line UserError."""
+  require_file(path)
   windows = song_lib.extract_windows(path, bars)  # RejectedSong is a UserError.
   if len(windows.tokens) == 0:
     raise UserError(

@@ -298,6 +298,11 @@ def run_suite(suite: str, midi_dir: str, genres_file: str | None, out: str, *,
   if stage == "evaluate" and jax.process_count() > 1:
     raise UserError("--stage=evaluate runs as one process (restoring a run is collective in a "
                     "multi-process job); start it without launch.sh.")
+  if stage == "evaluate":  # Before any dataset is built for it.
+    for workdir in workdirs:
+      if not os.path.isfile(os.path.join(workdir, "config.json")):
+        raise UserError(f"{workdir}: no trained run there; train it first (--stage=train or "
+                        "all), or check --out and --runs.")
   if stage in ("all", "train"):
     for config, workdir in zip(configs, workdirs):
       train_run(config, workdir, num_train_steps)

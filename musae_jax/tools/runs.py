@@ -94,6 +94,11 @@ def _in_chunks(function, inputs: np.ndarray, batch_size: int, dtype, what: str) 
   return np.concatenate(outputs)
 
 
+def _first_line(error: Exception) -> str:
+  lines = str(error).strip().splitlines()
+  return lines[0][:300] if lines else type(error).__name__
+
+
 def load_run(workdir: str, step: int | None = None) -> Run:
   """A checkpoint of a training run directory (the newest, or the given step), parameters only."""
   config = checkpointing.read_run_config(workdir)
@@ -107,15 +112,27 @@ def load_run(workdir: str, step: int | None = None) -> Run:
     if not saved:
       raise UserError(f"{directory}: no complete checkpoint yet; train longer or wait for the "
                       "first save.")
-    if step is None:
-      step = max(saved)
-    elif step not in saved:
+    if step is not None and step not in saved:
       raise UserError(f"{directory}: no checkpoint of step {step}; it has steps "
                       f"{', '.join(map(str, sorted(saved)))}.")
     abstract_model = nnx.eval_shape(
         lambda: MusAE(config.model, len(genres), rngs=nnx.Rngs(params=0)))
     graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
-    params = checkpoints.restore_params(step, abstract_params)
+    # The newest checkpoint that reads back, unless a step was asked for.
+    candidates = [step] if step is not None else sorted(saved, reverse=True)
+    params = None
+    for step in candidates:
+      try:
+        params = checkpoints.restore_params(step, abstract_params)
+        break
+      except (ValueError, OSError, KeyError) as e:  # A damaged checkpoint (what training skips).
+        damage = f"{directory}/{step} cannot be read ({_first_line(e)})"
+        if len(candidates) == 1:
+          raise UserError(f"{damage}; steps saved: {', '.join(map(str, sorted(saved)))}.") from None
+        logging.warning("%s; trying the previous one.", damage)
+    if params is None:
+      raise UserError(f"{directory}: none of the checkpoints (steps "
+                      f"{', '.join(map(str, sorted(saved)))}) can be read; they are damaged.")
   finally:
     checkpoints.close()
   logging.info("Loaded %s at step %d (%s prior, %d genres).", workdir, step, config.model.prior,
