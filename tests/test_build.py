@@ -128,6 +128,7 @@ def _read_split(data_dir: str, bars: int, split: str) -> list[dict]:
 
 def test_stats_match_a_direct_count(built):
   stats, expected = built["stats"], built["expected"]
+  assert "warning" not in build_stats.summary(stats)  # Both splits have songs.
   kept_files = len(expected["songs"])
   assert stats["files"] == {"seen": expected["seen"],
                             "parsed": expected["seen"] - sum(
@@ -229,6 +230,8 @@ def test_a_split_without_songs_is_left_out(shared_data, tmp_path, monkeypatch):
   # at interpreter exit).
   assert not [p.name for p in temporary.iterdir() if not p.name.startswith("pymp-")]
   assert stats["examples_per_split"]["validation"] == 0 < stats["examples_per_split"]["train"]
+  assert "warning: no examples in the validation split from 1 kept files" in build_stats.summary(
+      stats)
   sources = tfds.data_source("musae_windows/2bar", data_dir=data_dir)
   assert list(sources) == ["train"]
   assert len(sources["train"]) == stats["examples_per_split"]["train"]

@@ -117,6 +117,13 @@ def summary(stats: dict[str, Any]) -> str:
       "  examples per split: " + format_counts(stats["examples_per_split"]),
       "  examples per genre: " + format_counts(stats["examples_per_genre"]),
   ]
+  empty = [split for split, count in stats["examples_per_split"].items() if count == 0]
+  if empty and files["kept"]:
+    # E.g. too few songs (or artists) for the validation fraction: training then reports no
+    # validation metrics, which is easy to miss in a long log.
+    lines.append(f"  warning: no examples in the {' and '.join(empty)} split from "
+                 f"{files['kept']} kept files (validation_fraction "
+                 f"{stats['options'].get('validation_fraction')}); add songs or change it.")
   return "\n".join(lines)
 
 
