@@ -109,7 +109,10 @@ def sample(run: runs.Run, out_dir: str, num: int, genre: str | None = None,
     raise UserError(f"--num={num} must be at least 1.")
   component = runs.genre_component(run, genre) if genre else None
   codes = runs.prior_codes(run, seed, num, component, temperature)
-  label = f"_{safe_file_name(genre)}" if genre else ""
+  # The seed and temperature are in the names: another draw into the same --out adds files
+  # instead of silently replacing the earlier ones.
+  label = (f"_{safe_file_name(genre)}" if genre else "") + f"_seed{seed}" + (
+      f"_t{temperature:g}" if temperature != 1.0 else "")
   return [write_window(tokens, out_dir, f"sample{label}_{i:02d}",
                        f"sample{label}_{i:02d} (temperature {temperature:g})")
           for i, tokens in enumerate(run.decode(codes))]
