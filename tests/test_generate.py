@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+from flax import nnx
+import jax.numpy as jnp
 import numpy as np
 import pretty_midi
 import pytest
@@ -225,3 +227,14 @@ def test_long_encodes_and_decodes_show_progress_and_match_one_batch(run, capfd):
   np.testing.assert_array_equal(quiet, tokens[:runs.PROGRESS_MIN_CHUNKS])
   np.testing.assert_allclose(run.encode(tokens, batch_size=1), run.encode(tokens), atol=1e-5)
   assert f"encoding {len(codes)} windows" in capfd.readouterr().err
+
+
+def test_posterior_sigma_is_the_encoders_own(run, trained_run):
+  # Run.posterior_std is sigma = exp(logvar / 2) of the same encoder pass that gives the means.
+  windows = input_windows.split_windows(trained_run.data_dir, run.bars, "train")
+  sigma = run.posterior_std(windows.tokens)
+  assert sigma.shape == (len(windows.tokens), run.latent_size) and (sigma > 0).all()
+  model = nnx.merge(run.graphdef, run.params)
+  mean, logvar = model.encode(jnp.asarray(windows.tokens, jnp.int32))
+  np.testing.assert_allclose(sigma, np.exp(0.5 * np.asarray(logvar)), rtol=1e-5)
+  np.testing.assert_allclose(run.encode(windows.tokens), mean, atol=1e-5)

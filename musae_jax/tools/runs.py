@@ -38,6 +38,7 @@ class Run:
     self.genres = list(genres)
     self.step = step
     self.params = params
+    self.graphdef = graphdef
     self.bars = int(config.data.bars)
     self.num_steps = self.bars * STEPS_PER_BAR
     self.latent_size = int(config.model.latent_size)
@@ -52,15 +53,27 @@ class Run:
       logits = nnx.merge(graphdef, params).decode(codes, self.num_steps)
       return jnp.argmax(logits, axis=-1).astype(jnp.uint8)
 
+    def posterior_std(params, tokens):
+      _, logvar = nnx.merge(graphdef, params).encode(tokens)
+      return jnp.exp(0.5 * logvar)
+
     self._encode = jax.jit(encode)
     self._decode = jax.jit(decode)
+    self._posterior_std = jax.jit(posterior_std)
 
   def encode(self, tokens: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     """int [N, T, 4] windows of this run's length -> float32 [N, N_z] codes (posterior means)."""
     tokens = np.asarray(tokens)
-    if tokens.ndim != 3 or tokens.shape[1:] != (self.num_steps, 4):
-      raise ValueError(f"expected windows of shape [N, {self.num_steps}, 4], got {tokens.shape}")
+    self._check_windows(tokens)
     return _in_chunks(lambda x: self._encode(self.params, jnp.asarray(x, jnp.int32)),
+                      tokens, batch_size, np.float32, "encoding")
+
+  def posterior_std(self, tokens: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE
+                    ) -> np.ndarray:
+    """int [N, T, 4] windows -> float32 [N, N_z]: sigma of q(z | x), beside encode's mean."""
+    tokens = np.asarray(tokens)
+    self._check_windows(tokens)
+    return _in_chunks(lambda x: self._posterior_std(self.params, jnp.asarray(x, jnp.int32)),
                       tokens, batch_size, np.float32, "encoding")
 
   def decode(self, codes: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
@@ -68,6 +81,10 @@ class Run:
     codes = np.asarray(codes, np.float32)
     return _in_chunks(lambda z: self._decode(self.params, jnp.asarray(z)), codes, batch_size,
                       np.uint8, "decoding")
+
+  def _check_windows(self, tokens: np.ndarray) -> None:
+    if tokens.ndim != 3 or tokens.shape[1:] != (self.num_steps, 4):
+      raise ValueError(f"expected windows of shape [N, {self.num_steps}, 4], got {tokens.shape}")
 
   def reconstruct(self, tokens: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     return self.decode(self.encode(tokens, batch_size), batch_size)
