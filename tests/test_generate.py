@@ -87,7 +87,7 @@ def test_every_mode_writes_playable_midi_and_pngs(run, trained_run, tmp_path):
   for output in samples:
     _check_midi(output.paths[0], generate.DEFAULT_PROGRAMS, generate.DEFAULT_TEMPO_QPM)
     assert _is_png(output.paths[1])
-  assert os.path.basename(samples[0].paths[0]) == f"sample_{genre}_seed0_00.mid"
+  assert os.path.basename(samples[0].paths[0]) == f"sample_{genre}_seed0_t0.5_00.mid"
 
 
 def test_interpolation_ends_are_the_two_reconstructions(run, trained_run, tmp_path):
