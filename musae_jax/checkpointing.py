@@ -11,7 +11,7 @@ per-step RNG is derived from (config.seed, step), so no RNG state needs saving.
 
 import json
 import os
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from absl import logging
 import jax
@@ -19,6 +19,9 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from musae_jax.errors import UserError
+
+# What orbax raises on a checkpoint whose files are cut or corrupt.
+DAMAGED_CHECKPOINT_ERRORS = (ValueError, OSError, KeyError)
 
 # Config fields that fix parameter shapes: a checkpoint cannot be resumed under other values.
 SHAPE_FIELDS = ("data.bars", "model.hidden_size", "model.latent_size", "model.encoder_layers",
@@ -149,12 +152,21 @@ class Checkpointer:
   def restore_latest_good(self, params: Any, optimizer: Any
                           ) -> tuple[int, Any, Any, Any] | None:
     """Restores the newest checkpoint that reads back; falls back to older ones with a warning."""
-    for step in reversed(self.all_steps()):
+    found = self.newest_readable(reversed(self.all_steps()),
+                                 lambda step: self.restore(step, params, optimizer))
+    return None if found is None else (found[0], *found[1])
+
+  def newest_readable(self, steps: Iterable[int], restore: Callable[[int], Any]
+                      ) -> tuple[int, Any] | None:
+    """(step, restore(step)) for the first of steps whose checkpoint reads back, warning about
+    each damaged one before it; None if none does."""
+    for step in steps:
       try:
-        return (step, *self.restore(step, params, optimizer))
-      except (ValueError, OSError, KeyError) as e:  # A damaged checkpoint; try the one before.
+        return step, restore(step)
+      except DAMAGED_CHECKPOINT_ERRORS as e:
+        lines = str(e).strip().splitlines()
         logging.warning("Checkpoint %d in %s cannot be read (%s); trying the previous one.",
-                        step, self.directory, e)
+                        step, self.directory, lines[0][:300] if lines else type(e).__name__)
     return None
 
   def restore_params(self, step: int, params: Any) -> Any:

@@ -135,21 +135,22 @@ def load_run(workdir: str, step: int | None = None) -> Run:
     abstract_model = nnx.eval_shape(
         lambda: MusAE(config.model, len(genres), rngs=nnx.Rngs(params=0)))
     graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
-    # The newest checkpoint that reads back, unless a step was asked for.
-    candidates = [step] if step is not None else sorted(saved, reverse=True)
-    params = None
-    for step in candidates:
+
+    def restore(saved_step: int):
+      return checkpoints.restore_params(saved_step, abstract_params)
+
+    if step is not None:  # The step asked for, or a one-line error.
       try:
-        params = checkpoints.restore_params(step, abstract_params)
-        break
-      except (ValueError, OSError, KeyError) as e:  # A damaged checkpoint (what training skips).
-        damage = f"{directory}/{step} cannot be read ({_first_line(e)})"
-        if len(candidates) == 1:
-          raise UserError(f"{damage}; steps saved: {', '.join(map(str, sorted(saved)))}.") from None
-        logging.warning("%s; trying the previous one.", damage)
-    if params is None:
-      raise UserError(f"{directory}: none of the checkpoints (steps "
-                      f"{', '.join(map(str, sorted(saved)))}) can be read; they are damaged.")
+        params = restore(step)
+      except checkpointing.DAMAGED_CHECKPOINT_ERRORS as e:
+        raise UserError(f"{directory}/{step} cannot be read ({_first_line(e)}); steps saved: "
+                        f"{', '.join(map(str, sorted(saved)))}.") from None
+    else:  # The newest that reads back (as training resumes).
+      found = checkpoints.newest_readable(sorted(saved, reverse=True), restore)
+      if found is None:
+        raise UserError(f"{directory}: none of the checkpoints (steps "
+                        f"{', '.join(map(str, sorted(saved)))}) can be read; they are damaged.")
+      step, params = found
   finally:
     checkpoints.close()
   logging.info("Loaded %s at step %d (%s prior, %d genres).", workdir, step, config.model.prior,
