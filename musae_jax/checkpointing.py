@@ -135,6 +135,12 @@ class Checkpointer:
         optimizer=ocp.args.StandardSave(optimizer),
         data_iterator=ocp.args.JsonSave(data_iterator),
         config=ocp.args.JsonSave(config_to_dict(config)))
+    if step in self._manager.all_steps():
+      # Only a checkpoint newer than the one training resumed from can be here: a damaged one it
+      # skipped (newest_readable). The run has just recomputed that step, so it replaces it.
+      logging.warning("Replacing checkpoint %d in %s (skipped as unreadable at resume).", step,
+                      self.directory)
+      self._manager.delete(step)
     self._manager.save(step, args=args, force=True)
 
   def saved_config(self, step: int) -> dict:

@@ -57,6 +57,23 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(demo_data_dir, tmp_
       train_helpers.final_params(tmp_path / "resumed", config, genres))
 
 
+def test_resume_skips_a_damaged_checkpoint(demo_data_dir, tmp_path, caplog):
+  config = train_helpers.tiny_config(demo_data_dir)
+  train.train_and_evaluate(config, str(tmp_path / "straight"))
+  config.num_train_steps = 8  # Checkpoints at 4 and 8.
+  train.train_and_evaluate(config, str(tmp_path / "damaged"))
+  for path in (tmp_path / "damaged" / "checkpoints" / "8" / "params").rglob("*"):
+    if path.is_file() and path.stat().st_size > 100:
+      path.write_bytes(path.read_bytes()[:100])  # Cut, as by a full disk.
+  config.num_train_steps = 12
+  train.train_and_evaluate(config, str(tmp_path / "damaged"))  # Resumes from step 4.
+  assert "Checkpoint 8 in" in caplog.text and "cannot be read" in caplog.text
+  genres = _num_genres(demo_data_dir)
+  train_helpers.assert_trees_equal(
+      train_helpers.final_params(tmp_path / "straight", config, genres),
+      train_helpers.final_params(tmp_path / "damaged", config, genres))
+
+
 def _step_that_diverges_at(nan_step: int):
   """make_train_step whose step nan_step makes the parameters and metrics NaN, as a divergence
   would (the production step is wrapped, not changed)."""
