@@ -10,8 +10,11 @@
 
 Copies each run's learning curves, interpolation curve and genre PCA, and draws the ablation:
 corpus_2bar's first steps beside the same config with the paper's settings (no residual
-connections, posterior sigma 1 at initialisation, beta +0.1 every 1,000 updates), and the two
-16-bar runs, which differ only in the prior, on one set of axes.
+connections, posterior sigma 1 at initialisation, beta +0.1 every 1,000 updates), the two
+16-bar runs, which differ only in the prior, on one set of axes, and corpus_2bar beside
+corpus_2bar_wide (N_h 384) when both are in OUT/runs:
+  python -m musae_jax.main --config=configs/corpus_2bar_wide.py --workdir=repro/runs/corpus_2bar_wide \
+      --config.data.data_dir=repro/tfds
 """
 
 import os
@@ -32,6 +35,8 @@ _IMAGES = flags.DEFINE_string("images", "docs/results", "Where the PNGs go.")
 _ABLATION_STEPS = flags.DEFINE_integer("ablation_steps", 1500, "Steps shown in the ablation.")
 _PRIOR_STEPS = flags.DEFINE_integer("prior_steps", 0, "Steps shown in the 16-bar prior "
                                     "comparison (0 = all; give the step both runs reached).")
+_WIDTH_STEPS = flags.DEFINE_integer("width_steps", 4100, "Steps shown in the 2-bar width "
+                                    "comparison (corpus_2bar_wide was stopped at 4,100).")
 
 
 def main(argv):
@@ -64,6 +69,15 @@ def main(argv):
         {label: os.path.join(d, "metrics.jsonl") for label, d in pair.items()},
         os.path.join(images, "prior_16bar.png"), max_step=_PRIOR_STEPS.value or None,
         title="16 bars, 3-layer stacks, N_h 192, batch 16: the prior alone differs"))
+
+  widths = {"corpus_2bar: N_h 192, 20,000-step schedules": os.path.join(out, "runs", "corpus_2bar"),
+            "corpus_2bar_wide: N_h 384, 8,000-step schedules":
+                os.path.join(out, "runs", "corpus_2bar_wide")}
+  if all(os.path.exists(os.path.join(d, "metrics.jsonl")) for d in widths.values()):
+    print(plots.compare_runs(
+        {label: os.path.join(d, "metrics.jsonl") for label, d in widths.items()},
+        os.path.join(images, "width_2bar.png"), max_step=_WIDTH_STEPS.value,
+        title="2 bars, 3-layer stacks, batch 32: the width differs (per step)"))
 
 
 if __name__ == "__main__":

@@ -214,3 +214,18 @@ def test_training_loop_allows_no_implicit_transfer(demo_data_dir, tmp_path, monk
   monkeypatch.setattr(sharding, "global_batch", lambda batch, mesh: batch)
   with pytest.raises(Exception, match=r"[Dd]isallowed host-to-device transfer"):
     train.train_and_evaluate(train_helpers.tiny_config(demo_data_dir), str(tmp_path))
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (REPO / "configs").glob("*.py")
+                                        if p.name != "__init__.py"), ids=lambda p: p.name)
+def test_every_shipped_config_validates_and_names_its_run_after_its_file(path):
+  import importlib  # pylint: disable=g-import-not-at-top
+  from musae_jax import config_checks  # pylint: disable=g-import-not-at-top
+  module = importlib.import_module(f"configs.{path.stem}")
+  config = module.get_config()
+  config_checks.validate(config)
+  # The run lands in runs/<name>: a copied config that keeps its parent's name would train into
+  # (and resume from) the parent's folder.
+  if path.stem != "default":
+    assert config.name == path.stem
+    assert f"--config=configs/{path.name}" in module.__doc__  # The command that trains it.
