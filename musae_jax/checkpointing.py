@@ -23,6 +23,12 @@ from musae_jax.errors import UserError
 # What orbax raises on a checkpoint whose files are cut or corrupt.
 DAMAGED_CHECKPOINT_ERRORS = (ValueError, OSError, KeyError)
 
+
+def damage_summary(error: Exception) -> str:
+  """One line for a DAMAGED_CHECKPOINT_ERRORS error (orbax's messages run to hundreds of lines)."""
+  lines = str(error).strip().splitlines()
+  return lines[0][:300] if lines else type(error).__name__
+
 # Config fields that fix parameter shapes: a checkpoint cannot be resumed under other values.
 SHAPE_FIELDS = ("data.bars", "model.hidden_size", "model.latent_size", "model.encoder_layers",
                 "model.decoder_layers", "model.critic_hidden_size", "model.prior")
@@ -170,9 +176,8 @@ class Checkpointer:
       try:
         return step, restore(step)
       except DAMAGED_CHECKPOINT_ERRORS as e:
-        lines = str(e).strip().splitlines()
         logging.warning("Checkpoint %d in %s cannot be read (%s); trying the previous one.",
-                        step, self.directory, lines[0][:300] if lines else type(e).__name__)
+                        step, self.directory, damage_summary(e))
     return None
 
   def restore_params(self, step: int, params: Any) -> Any:

@@ -1,5 +1,6 @@
 """The training program end to end on the demo songs: outputs, resume, signals, NaN guard, errors."""
 
+import importlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from data_pipeline import loader
+from musae_jax import config_checks
 from musae_jax import sharding
 from musae_jax import step as step_lib
 from musae_jax import train
@@ -219,8 +221,6 @@ def test_training_loop_allows_no_implicit_transfer(demo_data_dir, tmp_path, monk
 @pytest.mark.parametrize("path", sorted(p for p in (REPO / "configs").glob("*.py")
                                         if p.name != "__init__.py"), ids=lambda p: p.name)
 def test_every_shipped_config_validates_and_names_its_run_after_its_file(path):
-  import importlib  # pylint: disable=g-import-not-at-top
-  from musae_jax import config_checks  # pylint: disable=g-import-not-at-top
   module = importlib.import_module(f"configs.{path.stem}")
   config = module.get_config()
   config_checks.validate(config)

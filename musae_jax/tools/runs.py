@@ -111,11 +111,6 @@ def _in_chunks(function, inputs: np.ndarray, batch_size: int, dtype, what: str) 
   return np.concatenate(outputs)
 
 
-def _first_line(error: Exception) -> str:
-  lines = str(error).strip().splitlines()
-  return lines[0][:300] if lines else type(error).__name__
-
-
 def load_run(workdir: str, step: int | None = None) -> Run:
   """A checkpoint of a training run directory (the newest, or the given step), parameters only."""
   config = checkpointing.read_run_config(workdir)
@@ -143,7 +138,7 @@ def load_run(workdir: str, step: int | None = None) -> Run:
       try:
         params = restore(step)
       except checkpointing.DAMAGED_CHECKPOINT_ERRORS as e:
-        raise UserError(f"{directory}/{step} cannot be read ({_first_line(e)}); steps saved: "
+        raise UserError(f"{directory}/{step} cannot be read ({checkpointing.damage_summary(e)}); steps saved: "
                         f"{', '.join(map(str, sorted(saved)))}.") from None
     else:  # The newest that reads back (as training resumes).
       found = checkpoints.newest_readable(sorted(saved, reverse=True), restore)
