@@ -108,21 +108,23 @@ class FlushDenormals {
 #endif
 };
 
-// The repacked w_hh of one unit of work, on a cache-line boundary: vector loads from it then
-// never straddle two lines (malloc's 16-byte alignment made one 32-byte AVX2 load in two do so,
-// and the speed of a run depended on where its buffer happened to land).
-class ScratchBuffer {
+// Uninitialised floats on a cache-line boundary (every element is written before it is read):
+// the repacked w_hh, whose vector loads then never straddle two lines (malloc's 16-byte alignment
+// made one 32-byte AVX2 load in two do so, and the speed of a run depended on where its buffer
+// happened to land), and the pre-activation gradients of a constant input. Not zero-filled: a
+// std::vector would write the whole buffer once more before the kernel does.
+class FloatBuffer {
  public:
-  explicit ScratchBuffer(int64_t floats) : storage_(floats + kLineFloats) {}
+  explicit FloatBuffer(int64_t floats) : storage_(new float[floats + kLineFloats]) {}
   float* data() {
-    const uintptr_t address = reinterpret_cast<uintptr_t>(storage_.data());
+    const uintptr_t address = reinterpret_cast<uintptr_t>(storage_.get());
     const uintptr_t line = kLineFloats * sizeof(float);
     return reinterpret_cast<float*>((address + line - 1) / line * line);
   }
 
  private:
   static constexpr int64_t kLineFloats = 16;  // 64 bytes
-  std::vector<float> storage_;
+  std::unique_ptr<float[]> storage_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -218,11 +220,20 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
                 cs->typed_data(),
                 gates == nullptr ? nullptr : (*gates)->typed_data()};
   if (shape.steps == 0 || shape.batch == 0) return ffi::Error::Success();
-  const int64_t scratch = kernels.forward_scratch_floats(shape.hidden);
+  // w_hh is repacked once per call, every thread packing a range of its rows, and then read by
+  // every row range (a copy per range cost about as much as a few steps at T = 32).
+  const int64_t per_group = kernels.forward_packed_floats(shape.hidden);
+  FloatBuffer packed_buffer(shape.groups * per_group);
+  float* packed = packed_buffer.data();
+  const int64_t weights = shape.hidden * kGates * shape.hidden;
+  RunUnits(pool, shape.groups, shape.hidden, 1,
+           [&a, &kernels, packed, per_group, weights](int64_t g, int64_t k0, int64_t k1) {
+             kernels.forward_pack(a.w_hh + g * weights, a.shape.hidden, k0, k1,
+                                  packed + g * per_group);
+           });
   RunUnits(pool, shape.groups, shape.batch, kernels.rows_per_tile,
-           [&a, &kernels, scratch](int64_t g, int64_t r0, int64_t r1) {
-             ScratchBuffer packed(scratch);
-             kernels.forward_rows(a, g, r0, r1, packed.data());
+           [&a, &kernels, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
+             kernels.forward_rows(a, g, r0, r1, packed + g * per_group);
            });
   return ffi::Error::Success();
 }
@@ -261,11 +272,12 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
   // A d_x_proj of one step is the gradient of a constant input: the sum over time of d_pre,
   // which then lives in a scratch buffer only.
   const bool constant_input = x_dims[lead] == 1 && shape.steps != 1;
-  std::vector<float> d_pre_scratch;
+  std::unique_ptr<FloatBuffer> d_pre_scratch;
   float* d_pre = d_x_proj->typed_data();
   if (constant_input) {
-    d_pre_scratch.resize(shape.groups * shape.steps * shape.batch * kGates * shape.hidden);
-    d_pre = d_pre_scratch.data();
+    d_pre_scratch = std::make_unique<FloatBuffer>(shape.groups * shape.steps * shape.batch *
+                                                  kGates * shape.hidden);
+    d_pre = d_pre_scratch->data();
   }
   BackwardArgs a{shape,
                  reverse,
@@ -291,11 +303,18 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
     std::fill(d_x_proj->typed_data(), d_x_proj->typed_data() + d_x_proj->element_count(), 0.0f);
     return ffi::Error::Success();
   }
-  const int64_t scratch = kernels.backward_scratch_floats(shape.hidden);
+  const int64_t per_group = kernels.backward_packed_floats(shape.hidden);
+  FloatBuffer packed_buffer(shape.groups * per_group);
+  float* packed = packed_buffer.data();
+  const int64_t weights = shape.hidden * kGates * shape.hidden;
+  RunUnits(pool, shape.groups, shape.hidden, 1,
+           [&a, &kernels, packed, per_group, weights](int64_t g, int64_t u0, int64_t u1) {
+             kernels.backward_pack(a.w_hh + g * weights, a.shape.hidden, u0, u1,
+                                   packed + g * per_group);
+           });
   RunUnits(pool, shape.groups, shape.batch, kernels.rows_per_tile,
-           [&a, &kernels, scratch](int64_t g, int64_t r0, int64_t r1) {
-             ScratchBuffer packed(scratch);
-             kernels.backward_rows(a, g, r0, r1, packed.data());
+           [&a, &kernels, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
+             kernels.backward_rows(a, g, r0, r1, packed + g * per_group);
            });
   RunUnits(pool, shape.groups, shape.hidden, kernels.rows_per_tile,
            [&a, &kernels](int64_t g, int64_t u0, int64_t u1) {

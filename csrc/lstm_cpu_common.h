@@ -52,18 +52,27 @@ struct BackwardArgs {
   float* d_c0;
 };
 
-// One compiled instruction-set level of the kernel. The dispatcher owns threads and memory: the
-// row functions get a scratch buffer of the size the level asks for (the repacked w_hh).
+// One compiled instruction-set level of the kernel. The dispatcher owns threads and memory: it
+// repacks w_hh once per call into a buffer of the size the level asks for (each thread packing a
+// range of hidden units), and the row functions of every thread then read that one copy.
 struct Kernels {
   const char* name;   // "avx512", "avx2", "generic"
   int vector_width;   // float lanes; the hidden size must be a multiple
   int rows_per_tile;  // batch rows of one register tile
-  int64_t (*forward_scratch_floats)(int64_t hidden);
+  int64_t (*forward_packed_floats)(int64_t hidden);
+  // Packs what w_hh's rows [unit_begin, unit_end) (its input units) contribute to the forward
+  // layout.
+  void (*forward_pack)(const float* w_hh, int64_t hidden, int64_t unit_begin, int64_t unit_end,
+                       float* packed);
   void (*forward_rows)(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
-                       float* scratch);
-  int64_t (*backward_scratch_floats)(int64_t hidden);
+                       const float* packed);
+  int64_t (*backward_packed_floats)(int64_t hidden);
+  // Packs w_hh's rows [unit_begin, unit_end) (the hidden outputs of the backward matmul) into the
+  // backward layout; the range that ends at `hidden` also writes the last panel's zero padding.
+  void (*backward_pack)(const float* w_hh, int64_t hidden, int64_t unit_begin, int64_t unit_end,
+                        float* packed);
   void (*backward_rows)(const BackwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
-                        float* scratch);
+                        const float* packed);
   void (*weight_grad_units)(const BackwardArgs& a, int64_t group, int64_t unit_begin,
                             int64_t unit_end);
 };

@@ -172,11 +172,13 @@ inline void PanelMatmul(const float* a, int64_t lda, int64_t a_step, const float
 // Forward.
 
 // packed[j][k][v * kVec + u] = w[k][v * H + j * kVec + u]: for hidden block j, the four gates of
-// its kVec units side by side, k-major.
-void PackForward(const float* w, int64_t hidden, float* packed) {
+// its kVec units side by side, k-major. This call writes the rows k in [k_begin, k_end).
+int64_t ForwardPackedFloats(int64_t hidden) { return hidden * kGates * hidden; }
+
+void PackForward(const float* w, int64_t hidden, int64_t k_begin, int64_t k_end, float* packed) {
   const int64_t blocks = hidden / kVec, cols = kGates * hidden;
-  for (int64_t j = 0; j < blocks; ++j)
-    for (int64_t k = 0; k < hidden; ++k)
+  for (int64_t k = k_begin; k < k_end; ++k)
+    for (int64_t j = 0; j < blocks; ++j)
       for (int v = 0; v < kGates; ++v)
         __builtin_memcpy(packed + ((j * hidden + k) * kGates + v) * kVec,
                          w + k * cols + v * hidden + j * kVec, kVec * sizeof(float));
@@ -211,13 +213,11 @@ void ForwardTile(const ForwardArgs& a, const float* packed_j, int64_t row, int64
   }
 }
 
-int64_t ForwardScratchFloats(int64_t hidden) { return hidden * kGates * hidden; }
-
+// Rows [row_begin, row_end) of one recurrence over all steps; `packed` is its w_hh, packed.
 void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
-                 float* packed) {
+                 const float* packed) {
   const Shape& s = a.shape;
   const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
-  PackForward(a.w_hh + group * hidden * cols, hidden, packed);
   const float* x = a.x_proj + group * (a.constant_input ? 1 : s.steps) * s.batch * cols;
   float* hs = a.hs + group * s.steps * state;
   float* cs = a.cs + group * s.steps * state;
@@ -266,21 +266,33 @@ void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t
 
 // packed[p][k][u] = w[p * 4 * kVec + u][k] for k < 4H: w^T in panels of 4 vectors of hidden
 // outputs, zero-padded past the last hidden unit.
-int64_t BackwardScratchFloats(int64_t hidden) {
+int64_t BackwardPackedFloats(int64_t hidden) {
   const int64_t panel = kGates * kVec;
   return (hidden + panel - 1) / panel * kGates * hidden * panel;
 }
 
-void PackBackward(const float* w, int64_t hidden, float* packed) {
+// Writes the rows [u_begin, u_end) of w (hidden units) into their panels, and the zero padding
+// of the last panel when u_end == hidden. Blocked so that the lines written (k-major in a panel)
+// and the rows read stay in L1: row by row, each element would land on its own line of a 256 KiB
+// panel and the pack took about as long as a few steps of the recurrence.
+void PackBackward(const float* w, int64_t hidden, int64_t u_begin, int64_t u_end, float* packed) {
   const int64_t cols = kGates * hidden, panel = kGates * kVec;
-  const int64_t panels = (hidden + panel - 1) / panel;
-  for (int64_t k = 0; k < panels * cols * panel; ++k) packed[k] = 0.0f;
-  for (int64_t p = 0; p < panels; ++p)
-    for (int64_t u = 0; u < panel && p * panel + u < hidden; ++u) {
-      const float* w_row = w + (p * panel + u) * cols;
-      float* out = packed + p * cols * panel + u;
-      for (int64_t k = 0; k < cols; ++k) out[k * panel] = w_row[k];
-    }
+  constexpr int64_t kBlock = 16;  // units a block (one line of a panel row) and columns a block
+  for (int64_t u0 = u_begin; u0 < u_end; u0 += kBlock) {
+    const int64_t u1 = MinI(u_end, u0 + kBlock);
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock)
+      for (int64_t u = u0; u < u1; ++u) {
+        const float* w_row = w + u * cols;
+        float* out = packed + (u / panel) * cols * panel + u % panel;
+        for (int64_t k = k0; k < k0 + kBlock && k < cols; ++k) out[k * panel] = w_row[k];
+      }
+  }
+  const int64_t padded = (hidden + panel - 1) / panel * panel;
+  if (u_end == hidden && padded != hidden) {
+    float* last = packed + (hidden / panel) * cols * panel;
+    for (int64_t k = 0; k < cols; ++k)
+      for (int64_t u = hidden % panel; u < panel; ++u) last[k * panel + u] = 0.0f;
+  }
 }
 
 // dh[rows, panel p] = d_pre[rows] @ w_hh^T[:, panel p] for rows [row, row + MR).
@@ -299,11 +311,10 @@ void BackwardTile(const float* packed_p, int64_t hidden, int64_t p, const float*
 
 // The reverse-time loop for batch rows [row_begin, row_end) of one recurrence.
 void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
-                  float* packed) {
+                  const float* packed) {
   const Shape& s = a.shape;
   const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
   const int64_t panel = kGates * kVec;
-  PackBackward(a.w_hh + group * hidden * cols, hidden, packed);
   const float* gates = a.gates + group * s.steps * s.batch * cols;
   const float* cs = a.cs + group * s.steps * state;
   const float* d_hs = a.d_hs + group * s.steps * state;
@@ -453,10 +464,10 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
 
 }  // namespace
 
-const Kernels MUSAE_LSTM_KERNELS = {MUSAE_LSTM_ISA_NAME,    kVec,
-                                    kRowsPerTile,           ForwardScratchFloats,
-                                    ForwardRows,            BackwardScratchFloats,
-                                    BackwardRows,           WeightGradUnits};
+const Kernels MUSAE_LSTM_KERNELS = {MUSAE_LSTM_ISA_NAME,  kVec,         kRowsPerTile,
+                                    ForwardPackedFloats,  PackForward,  ForwardRows,
+                                    BackwardPackedFloats, PackBackward, BackwardRows,
+                                    WeightGradUnits};
 
 }  // namespace musae_lstm_cpu
 
