@@ -17,9 +17,11 @@
 // dimensions "..." (from jax.vmap) are independent recurrences. Gate order is (i, f, g, o).
 //
 // Threads: batch rows are independent, so the work is cut into (recurrence, row range) units
-// with no synchronisation inside a unit. The calling thread takes units from a shared counter
-// and so does one helper task per other thread of XLA's intra-op pool; a helper that only
-// starts after every unit is taken returns at once, so nothing ever waits for a busy pool.
+// with no synchronisation inside a unit, after a first round of units that repack w_hh into the
+// one layout they all read (each packing a range of its rows). The calling thread takes units
+// from a shared counter and so does one helper task per other thread of XLA's intra-op pool; a
+// helper that only starts after every unit is taken returns at once, so nothing ever waits for
+// a busy pool.
 //
 // Instruction sets: the vector code (lstm_cpu_kernel.h) is compiled once per level, AVX-512,
 // AVX2 + FMA and generic (lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_generic.cc), each with
