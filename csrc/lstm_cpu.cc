@@ -184,6 +184,23 @@ void RunUnits(ffi::ThreadPool& pool, int64_t groups, int64_t rows, int64_t rows_
   while (queue->done.load(std::memory_order_acquire) < units) std::this_thread::yield();
 }
 
+// Every recurrence's w_hh repacked by `pack` (a level's forward_pack or backward_pack) into one
+// buffer of per_group floats a recurrence, each thread packing a range of its rows: once per
+// call, then read by every row range (a copy per range cost about as much as a few steps at
+// T = 32).
+FloatBuffer PackWeights(ffi::ThreadPool& pool, const Shape& shape, const float* w_hh,
+                        int64_t per_group,
+                        void (*pack)(const float*, int64_t, int64_t, int64_t, float*)) {
+  FloatBuffer packed(shape.groups * per_group);
+  float* out = packed.data();
+  const int64_t weights = shape.hidden * kGates * shape.hidden;
+  RunUnits(pool, shape.groups, shape.hidden, 1,
+           [&shape, w_hh, per_group, pack, out, weights](int64_t g, int64_t u0, int64_t u1) {
+             pack(w_hh + g * weights, shape.hidden, u0, u1, out + g * per_group);
+           });
+  return packed;
+}
+
 int64_t Product(ffi::Span<const int64_t> dims, size_t count) {
   int64_t p = 1;
   for (size_t k = 0; k < count; ++k) p *= dims[k];
@@ -222,17 +239,10 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
                 cs->typed_data(),
                 gates == nullptr ? nullptr : (*gates)->typed_data()};
   if (shape.steps == 0 || shape.batch == 0) return ffi::Error::Success();
-  // w_hh is repacked once per call, every thread packing a range of its rows, and then read by
-  // every row range (a copy per range cost about as much as a few steps at T = 32).
   const int64_t per_group = kernels.forward_packed_floats(shape.hidden);
-  FloatBuffer packed_buffer(shape.groups * per_group);
-  float* packed = packed_buffer.data();
-  const int64_t weights = shape.hidden * kGates * shape.hidden;
-  RunUnits(pool, shape.groups, shape.hidden, 1,
-           [&a, &kernels, packed, per_group, weights](int64_t g, int64_t k0, int64_t k1) {
-             kernels.forward_pack(a.w_hh + g * weights, a.shape.hidden, k0, k1,
-                                  packed + g * per_group);
-           });
+  FloatBuffer packed_buffer =
+      PackWeights(pool, shape, a.w_hh, per_group, kernels.forward_pack);
+  const float* packed = packed_buffer.data();
   RunUnits(pool, shape.groups, shape.batch, kernels.rows_per_tile,
            [&a, &kernels, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
              kernels.forward_rows(a, g, r0, r1, packed + g * per_group);
@@ -306,14 +316,9 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
     return ffi::Error::Success();
   }
   const int64_t per_group = kernels.backward_packed_floats(shape.hidden);
-  FloatBuffer packed_buffer(shape.groups * per_group);
-  float* packed = packed_buffer.data();
-  const int64_t weights = shape.hidden * kGates * shape.hidden;
-  RunUnits(pool, shape.groups, shape.hidden, 1,
-           [&a, &kernels, packed, per_group, weights](int64_t g, int64_t u0, int64_t u1) {
-             kernels.backward_pack(a.w_hh + g * weights, a.shape.hidden, u0, u1,
-                                   packed + g * per_group);
-           });
+  FloatBuffer packed_buffer =
+      PackWeights(pool, shape, a.w_hh, per_group, kernels.backward_pack);
+  const float* packed = packed_buffer.data();
   RunUnits(pool, shape.groups, shape.batch, kernels.rows_per_tile,
            [&a, &kernels, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
              kernels.backward_rows(a, g, r0, r1, packed + g * per_group);
