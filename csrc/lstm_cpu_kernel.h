@@ -34,6 +34,7 @@ constexpr int kVec = 4;
 #define MUSAE_LSTM_ONE_PASS 0
 #endif
 #define MUSAE_LSTM_ROWS 6  // rows of a register tile
+constexpr int kLineFloats = 16;  // floats in a 64-byte cache line
 constexpr int kRowsPerTile = MUSAE_LSTM_ROWS;
 
 typedef float Vf __attribute__((vector_size(kVec * sizeof(float))));
@@ -129,6 +130,14 @@ inline void PanelMatmulN(const float* a, int64_t lda, int64_t a_step, const floa
     for (int v = 0; v < NV; ++v) acc[m][v] = Vf{};
   for (int64_t k = 0; k < depth; ++k) {
     Vf bv[NV];
+    // The lines of b eight depth steps ahead: 7-8% off the kernel's forward + backward on an
+    // Intel Xeon (AVX-512; 4 ahead gave the same, 16 less). A prefetch never faults, so running
+    // past the end of b is harmless; the address is computed as an integer for that reason.
+#pragma GCC unroll 4
+    for (int v = 0; v < NV * kVec; v += kLineFloats)
+      __builtin_prefetch(reinterpret_cast<const void*>(
+                             reinterpret_cast<uintptr_t>(b + v) + 8 * ldb * sizeof(float)),
+                         0, 3);
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = Load(b + v * kVec);
     b += ldb;
