@@ -130,8 +130,8 @@ inline void PanelMatmulN(const float* a, int64_t lda, int64_t a_step, const floa
     for (int v = 0; v < NV; ++v) acc[m][v] = Vf{};
   for (int64_t k = 0; k < depth; ++k) {
     Vf bv[NV];
-    // The lines of b eight depth steps ahead: 7-8% off the kernel's forward + backward on an
-    // Intel Xeon (AVX-512; 4 ahead gave the same, 16 less). A prefetch never faults, so running
+    // The lines of b eight depth steps ahead: 5-9% off the kernel's forward + backward on an
+    // Intel Xeon, AVX-512 and AVX2 levels (4 ahead gave the same, 16 less; BENCHMARKS.md). A prefetch never faults, so running
     // past the end of b is harmless; the address is computed as an integer for that reason.
 #pragma GCC unroll 4
     for (int v = 0; v < NV * kVec; v += kLineFloats)
@@ -180,10 +180,10 @@ inline void PanelMatmul(const float* a, int64_t lda, int64_t a_step, const float
 // ---------------------------------------------------------------------------------------------
 // Forward.
 
-// packed[j][k][v * kVec + u] = w[k][v * H + j * kVec + u]: for hidden block j, the four gates of
-// its kVec units side by side, k-major. This call writes the rows k in [k_begin, k_end).
 int64_t ForwardPackedFloats(int64_t hidden) { return hidden * kGates * hidden; }
 
+// packed[j][k][v * kVec + u] = w[k][v * H + j * kVec + u]: for hidden block j, the four gates of
+// its kVec units side by side, k-major. This call writes the rows k in [k_begin, k_end).
 void PackForward(const float* w, int64_t hidden, int64_t k_begin, int64_t k_end, float* packed) {
   const int64_t blocks = hidden / kVec, cols = kGates * hidden;
   for (int64_t k = k_begin; k < k_end; ++k)
