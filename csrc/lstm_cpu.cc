@@ -45,7 +45,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "lstm_cpu_common.h"
 #include "xla/ffi/api/ffi.h"
@@ -117,15 +116,14 @@ class FlushDenormals {
 // std::vector would write the whole buffer once more before the kernel does.
 class FloatBuffer {
  public:
-  explicit FloatBuffer(int64_t floats) : storage_(new float[floats + kLineFloats]) {}
+  explicit FloatBuffer(int64_t floats) : storage_(new float[floats + kCacheLineFloats]) {}
   float* data() {
     const uintptr_t address = reinterpret_cast<uintptr_t>(storage_.get());
-    const uintptr_t line = kLineFloats * sizeof(float);
+    const uintptr_t line = kCacheLineFloats * sizeof(float);
     return reinterpret_cast<float*>((address + line - 1) / line * line);
   }
 
  private:
-  static constexpr int64_t kLineFloats = 16;  // 64 bytes
   std::unique_ptr<float[]> storage_;
 };
 
@@ -284,13 +282,9 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
   // A d_x_proj of one step is the gradient of a constant input: the sum over time of d_pre,
   // which then lives in a scratch buffer only.
   const bool constant_input = x_dims[lead] == 1 && shape.steps != 1;
-  std::unique_ptr<FloatBuffer> d_pre_scratch;
-  float* d_pre = d_x_proj->typed_data();
-  if (constant_input) {
-    d_pre_scratch = std::make_unique<FloatBuffer>(shape.groups * shape.steps * shape.batch *
-                                                  kGates * shape.hidden);
-    d_pre = d_pre_scratch->data();
-  }
+  FloatBuffer d_pre_scratch(
+      constant_input ? shape.groups * shape.steps * shape.batch * kGates * shape.hidden : 0);
+  float* d_pre = constant_input ? d_pre_scratch.data() : d_x_proj->typed_data();
   BackwardArgs a{shape,
                  reverse,
                  w_hh.typed_data(),

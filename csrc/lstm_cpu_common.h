@@ -12,6 +12,7 @@
 namespace musae_lstm_cpu {
 
 constexpr int kGates = 4;
+constexpr int kCacheLineFloats = 16;  // floats in a 64-byte cache line
 
 struct Shape {
   int64_t groups;  // independent recurrences (leading dimensions)

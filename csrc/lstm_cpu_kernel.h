@@ -34,7 +34,6 @@ constexpr int kVec = 4;
 #define MUSAE_LSTM_ONE_PASS 0
 #endif
 #define MUSAE_LSTM_ROWS 6  // rows of a register tile
-constexpr int kLineFloats = 16;  // floats in a 64-byte cache line
 constexpr int kRowsPerTile = MUSAE_LSTM_ROWS;
 
 typedef float Vf __attribute__((vector_size(kVec * sizeof(float))));
@@ -131,10 +130,11 @@ inline void PanelMatmulN(const float* a, int64_t lda, int64_t a_step, const floa
   for (int64_t k = 0; k < depth; ++k) {
     Vf bv[NV];
     // The lines of b eight depth steps ahead: 5-9% off the kernel's forward + backward on an
-    // Intel Xeon, AVX-512 and AVX2 levels (4 ahead gave the same, 16 less; BENCHMARKS.md). A prefetch never faults, so running
-    // past the end of b is harmless; the address is computed as an integer for that reason.
+    // Intel Xeon, AVX-512 and AVX2 levels (4 ahead gave the same, 16 less; BENCHMARKS.md). A
+    // prefetch never faults, so running past the end of b is harmless; the address is computed
+    // as an integer for that reason.
 #pragma GCC unroll 4
-    for (int v = 0; v < NV * kVec; v += kLineFloats)
+    for (int v = 0; v < NV * kVec; v += kCacheLineFloats)
       __builtin_prefetch(reinterpret_cast<const void*>(
                              reinterpret_cast<uintptr_t>(b + v) + 8 * ldb * sizeof(float)),
                          0, 3);

@@ -29,6 +29,7 @@ def damage_summary(error: Exception) -> str:
   lines = str(error).strip().splitlines()
   return lines[0][:300] if lines else type(error).__name__
 
+
 # Config fields that fix parameter shapes: a checkpoint cannot be resumed under other values.
 SHAPE_FIELDS = ("data.bars", "model.hidden_size", "model.latent_size", "model.encoder_layers",
                 "model.decoder_layers", "model.critic_hidden_size", "model.prior")

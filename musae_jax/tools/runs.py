@@ -138,8 +138,8 @@ def load_run(workdir: str, step: int | None = None) -> Run:
       try:
         params = restore(step)
       except checkpointing.DAMAGED_CHECKPOINT_ERRORS as e:
-        raise UserError(f"{directory}/{step} cannot be read ({checkpointing.damage_summary(e)}); steps saved: "
-                        f"{', '.join(map(str, sorted(saved)))}.") from None
+        raise UserError(f"{directory}/{step} cannot be read ({checkpointing.damage_summary(e)}); "
+                        f"steps saved: {', '.join(map(str, sorted(saved)))}.") from None
     else:  # The newest that reads back (as training resumes).
       found = checkpoints.newest_readable(sorted(saved, reverse=True), restore)
       if found is None:
