@@ -1,10 +1,13 @@
 // Fused CPU LSTM recurrence for musae_jax, called from JAX through the XLA FFI.
 //
-// Only the sequential part of an LSTM lives here: given the input projection x_proj (bias
-// included), run gates_t = x_proj_t + h_{t-1} @ w_hh over time (forward), and walk back over time
-// producing the pre-activation gate gradients (= the gradient of x_proj, summed over time for a
-// constant input) and dh/dc of the initial state (backward), then the recurrent weight gradient
-// as ONE matmul over all T*B rows. The input projection and its gradient stay in XLA.
+// Only the sequential part of an LSTM lives here: given the input projection x_proj (without
+// the bias) and the bias, run gates_t = x_proj_t + bias + h_{t-1} @ w_hh over time (forward), and
+// walk back over time producing the pre-activation gate gradients (= the gradient of x_proj,
+// summed over time for a constant input) and dh/dc of the initial state (backward), then the
+// recurrent weight gradient as ONE matmul over all T*B rows, and the bias gradient with it. The
+// input projection and its gradient stay in XLA. The bias is added here, not by XLA, because XLA
+// would add it in a pass of its own over x_proj ([T, B, 4H]) and reduce its gradient from
+// d_x_proj in another.
 //
 // Why a hand-written kernel: inside an XLA while loop, each step of a [B, H] x [H, 4H] matmul and
 // the sigmoid/tanh fusions after it pay a fixed per-iteration cost that dominates at MusAE's sizes.
@@ -13,7 +16,8 @@
 // so that the i, f, g, o columns of the same kVec hidden units sit side by side.
 //
 // Layout (row-major, time-major like musae_jax.lstm): x_proj [..., T or 1, B, 4H] (1 = the same
-// input at every step, read without being copied), w_hh [..., H, 4H], states [..., B, H]. Leading
+// input at every step, read without being copied), bias [..., 4H], w_hh [..., H, 4H], states
+// [..., B, H]. Leading
 // dimensions "..." (from jax.vmap) are independent recurrences. Gate order is (i, f, g, o).
 //
 // Threads: batch rows are independent, so the work is cut into (recurrence, row range) units
@@ -212,7 +216,8 @@ ffi::Error CheckRank(ffi::Span<const int64_t> dims, size_t rank, const char* nam
 }
 
 ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
-                       ffi::Buffer<ffi::F32> w_hh, ffi::Buffer<ffi::F32> h0,
+                       ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_hh,
+                       ffi::Buffer<ffi::F32> h0,
                        ffi::Buffer<ffi::F32> c0, ffi::ResultBuffer<ffi::F32> hs,
                        ffi::ResultBuffer<ffi::F32> cs, ffi::ResultBuffer<ffi::F32>* gates,
                        bool reverse) {
@@ -224,12 +229,14 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
   Shape shape{Product(w_dims, lead), h_dims[lead], h_dims[lead + 1], w_dims[lead]};
   const Kernels& kernels = Current();
   if (shape.hidden % kernels.vector_width != 0 || w_dims[lead + 1] != kGates * shape.hidden ||
-      x_dims.size() != lead + 3 || x_dims[lead + 2] != kGates * shape.hidden)
+      x_dims.size() != lead + 3 || x_dims[lead + 2] != kGates * shape.hidden ||
+      bias.element_count() != static_cast<size_t>(shape.groups * kGates * shape.hidden))
     return ffi::Error::InvalidArgument("lstm_cpu: inconsistent shapes");
   ForwardArgs a{shape,
                 reverse,
                 x_dims[lead] == 1 && shape.steps != 1,
                 x_proj.typed_data(),
+                bias.typed_data(),
                 w_hh.typed_data(),
                 h0.typed_data(),
                 c0.typed_data(),
@@ -249,18 +256,19 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
 }
 
 ffi::Error ForwardTrain(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
-                        ffi::Buffer<ffi::F32> w_hh, ffi::Buffer<ffi::F32> h0,
-                        ffi::Buffer<ffi::F32> c0, ffi::ResultBuffer<ffi::F32> hs,
-                        ffi::ResultBuffer<ffi::F32> cs, ffi::ResultBuffer<ffi::F32> gates,
-                        bool reverse) {
-  return ForwardImpl(pool, x_proj, w_hh, h0, c0, hs, cs, &gates, reverse);
+                        ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_hh,
+                        ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
+                        ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> cs,
+                        ffi::ResultBuffer<ffi::F32> gates, bool reverse) {
+  return ForwardImpl(pool, x_proj, bias, w_hh, h0, c0, hs, cs, &gates, reverse);
 }
 
 ffi::Error ForwardInfer(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
-                        ffi::Buffer<ffi::F32> w_hh, ffi::Buffer<ffi::F32> h0,
-                        ffi::Buffer<ffi::F32> c0, ffi::ResultBuffer<ffi::F32> hs,
-                        ffi::ResultBuffer<ffi::F32> cs, bool reverse) {
-  return ForwardImpl(pool, x_proj, w_hh, h0, c0, hs, cs, nullptr, reverse);
+                        ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_hh,
+                        ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
+                        ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> cs,
+                        bool reverse) {
+  return ForwardImpl(pool, x_proj, bias, w_hh, h0, c0, hs, cs, nullptr, reverse);
 }
 
 ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::Buffer<ffi::F32> h0,
@@ -268,8 +276,9 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
                         ffi::Buffer<ffi::F32> cs, ffi::Buffer<ffi::F32> c0,
                         ffi::Buffer<ffi::F32> d_hs, ffi::Buffer<ffi::F32> d_h_last,
                         ffi::Buffer<ffi::F32> d_c_last, ffi::ResultBuffer<ffi::F32> d_x_proj,
-                        ffi::ResultBuffer<ffi::F32> d_w_hh, ffi::ResultBuffer<ffi::F32> d_h0,
-                        ffi::ResultBuffer<ffi::F32> d_c0, bool reverse) {
+                        ffi::ResultBuffer<ffi::F32> d_bias, ffi::ResultBuffer<ffi::F32> d_w_hh,
+                        ffi::ResultBuffer<ffi::F32> d_h0, ffi::ResultBuffer<ffi::F32> d_c0,
+                        bool reverse) {
   const auto w_dims = w_hh.dimensions(), c_dims = cs.dimensions(), x_dims = d_x_proj->dimensions();
   if (auto e = CheckRank(w_dims, 2, "w_hh"); e.failure()) return e;
   if (auto e = CheckRank(c_dims, 3, "cs"); e.failure()) return e;
@@ -277,7 +286,8 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
   Shape shape{Product(w_dims, lead), c_dims[lead], c_dims[lead + 1], w_dims[lead]};
   const Kernels& kernels = Current();
   if (shape.hidden % kernels.vector_width != 0 || w_dims[lead + 1] != kGates * shape.hidden ||
-      c_dims.size() != lead + 3 || x_dims.size() != lead + 3)
+      c_dims.size() != lead + 3 || x_dims.size() != lead + 3 ||
+      d_bias->element_count() != static_cast<size_t>(shape.groups * kGates * shape.hidden))
     return ffi::Error::InvalidArgument("lstm_cpu: inconsistent shapes");
   // A d_x_proj of one step is the gradient of a constant input: the sum over time of d_pre,
   // which then lives in a scratch buffer only.
@@ -299,6 +309,7 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
                  d_pre,
                  constant_input ? d_x_proj->typed_data() : nullptr,
                  d_w_hh->typed_data(),
+                 d_bias->typed_data(),
                  d_h0->typed_data(),
                  d_c0->typed_data()};
   if (shape.steps == 0 || shape.batch == 0) {
@@ -306,6 +317,7 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
     std::copy(a.d_h_last, a.d_h_last + state, a.d_h0);
     std::copy(a.d_c_last, a.d_c_last + state, a.d_c0);
     std::fill(a.d_w_hh, a.d_w_hh + shape.groups * shape.hidden * kGates * shape.hidden, 0.0f);
+    std::fill(a.d_bias, a.d_bias + shape.groups * kGates * shape.hidden, 0.0f);
     std::fill(d_x_proj->typed_data(), d_x_proj->typed_data() + d_x_proj->element_count(), 0.0f);
     return ffi::Error::Success();
   }
@@ -336,6 +348,7 @@ auto ForwardBinding() {
   return ffi::Ffi::Bind()
       .Ctx<ffi::ThreadPool>()
       .Arg<ffi::Buffer<ffi::F32>>()   // x_proj
+      .Arg<ffi::Buffer<ffi::F32>>()   // bias
       .Arg<ffi::Buffer<ffi::F32>>()   // w_hh
       .Arg<ffi::Buffer<ffi::F32>>()   // h0
       .Arg<ffi::Buffer<ffi::F32>>()   // c0
@@ -366,6 +379,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmBackward, BackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // d_h_last
                                   .Arg<ffi::Buffer<ffi::F32>>()  // d_c_last
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_x_proj [T or 1, B, 4H]
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // d_bias [4H]
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_w_hh
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_h0
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_c0

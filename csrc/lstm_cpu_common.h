@@ -26,6 +26,7 @@ struct ForwardArgs {
   bool reverse;
   bool constant_input;
   const float* x_proj;
+  const float* bias;  // [4H] a recurrence, added to x_proj at every step
   const float* w_hh;
   const float* h0;
   const float* c0;
@@ -49,6 +50,7 @@ struct BackwardArgs {
   float* d_pre;    // gradient of the pre-activation gates [T, B, 4H] (= of x_proj per step)
   float* d_x_sum;  // sum over time of d_pre [B, 4H] for a constant input, else null
   float* d_w_hh;
+  float* d_bias;  // [4H] a recurrence: the sum of d_pre over steps and rows
   float* d_h0;
   float* d_c0;
 };
@@ -74,6 +76,8 @@ struct Kernels {
                         float* packed);
   void (*backward_rows)(const BackwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
                         const float* packed);
+  // The recurrent weight gradient's rows [unit_begin, unit_end); the range that starts at 0 also
+  // writes the bias gradient.
   void (*weight_grad_units)(const BackwardArgs& a, int64_t group, int64_t unit_begin,
                             int64_t unit_end);
 };

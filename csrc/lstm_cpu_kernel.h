@@ -196,19 +196,23 @@ void PackForward(const float* w, int64_t hidden, int64_t k_begin, int64_t k_end,
 // Hidden block j (units col..col + kVec) of rows [row, row + MR) for one step.
 template <int MR>
 void ForwardTile(const ForwardArgs& a, const float* packed_j, int64_t row, int64_t col,
-                 const float* h_prev, const float* c_prev, const float* x_t, float* h_t,
-                 float* c_t, float* g_t) {
+                 const float* h_prev, const float* c_prev, const float* x_t, const float* bias,
+                 float* h_t, float* c_t, float* g_t) {
   const int64_t hidden = a.shape.hidden, cols = kGates * hidden;
   Vf acc[MR][kGates];
   PanelMatmul<MR>(h_prev + row * hidden, hidden, 1, packed_j, kGates * kVec, hidden, acc);
+  Vf b[kGates];
+#pragma GCC unroll 4
+  for (int v = 0; v < kGates; ++v) b[v] = Load(bias + v * hidden + col);
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m) {
     const int64_t r = row + m;
     const float* x = x_t + r * cols + col;
-    const Vf i = Sigmoid(acc[m][0] + Load(x));
-    const Vf f = Sigmoid(acc[m][1] + Load(x + hidden));
-    const Vf g = Tanh(acc[m][2] + Load(x + 2 * hidden));
-    const Vf o = Sigmoid(acc[m][3] + Load(x + 3 * hidden));
+    // (x + b) first, as when XLA added the bias to the input projection before the kernel.
+    const Vf i = Sigmoid(acc[m][0] + (Load(x) + b[0]));
+    const Vf f = Sigmoid(acc[m][1] + (Load(x + hidden) + b[1]));
+    const Vf g = Tanh(acc[m][2] + (Load(x + 2 * hidden) + b[2]));
+    const Vf o = Sigmoid(acc[m][3] + (Load(x + 3 * hidden) + b[3]));
     const Vf c = f * Load(c_prev + r * hidden + col) + i * g;
     Store(c_t + r * hidden + col, c);
     Store(h_t + r * hidden + col, o * Tanh(c));
@@ -228,6 +232,7 @@ void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t
   const Shape& s = a.shape;
   const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
   const float* x = a.x_proj + group * (a.constant_input ? 1 : s.steps) * s.batch * cols;
+  const float* bias = a.bias + group * cols;
   float* hs = a.hs + group * s.steps * state;
   float* cs = a.cs + group * s.steps * state;
   float* gates = a.gates == nullptr ? nullptr : a.gates + group * s.steps * s.batch * cols;
@@ -244,10 +249,10 @@ void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t
       const float* packed_j = packed + j * hidden * kGates * kVec;
       for (int64_t row = row_begin; row < row_end; row += kRowsPerTile) {
         switch (MinI(kRowsPerTile, row_end - row)) {
-#define MUSAE_FORWARD_CASE(MR)                                                            \
-  case MR:                                                                                \
-    ForwardTile<MR>(a, packed_j, row, j * kVec, h_prev, c_prev, x_t, hs + t * state,      \
-                    cs + t * state, g_t);                                                 \
+#define MUSAE_FORWARD_CASE(MR)                                                        \
+  case MR:                                                                            \
+    ForwardTile<MR>(a, packed_j, row, j * kVec, h_prev, c_prev, x_t, bias,            \
+                    hs + t * state, cs + t * state, g_t);                             \
     break;
           MUSAE_FORWARD_CASE(1)
           MUSAE_FORWARD_CASE(2)
@@ -436,6 +441,11 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
       a.reverse ? Segment{h0, last, depth} : Segment{hs, s.batch, depth}};
   const float* d_pre = a.d_pre + group * depth * cols;
   float* d_w = a.d_w_hh + (group * hidden + unit_begin) * cols;
+  // The bias gradient is the weight gradient of an input that is 1 at every step and row: one
+  // more row of units, for the range that starts at unit 0, read from the same chunks of d_pre.
+  // (A multiply by 1 in a fused multiply-add is exact: these are plain sums.)
+  static const float kOne = 1.0f;
+  float* d_bias = unit_begin == 0 ? a.d_bias + group * cols : nullptr;
   for (const Segment& segment : segments) {
     for (int64_t k = segment.k_begin; k < segment.k_end; k += kDepthChunk) {
       const int64_t chunk = MinI(kDepthChunk, segment.k_end - k);
@@ -466,6 +476,8 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
 #undef MUSAE_WEIGHT_CASE
           }
         }
+        if (d_bias != nullptr)
+          WeightGradTile<1>(&kOne, 0, d_pre + k * cols + p, cols, chunk, k == 0, d_bias + p);
       }
     }
   }

@@ -2,9 +2,11 @@
 
 Gate order is (i, f, g, o):  c' = f * c + i * g,  h' = o * tanh(c'),  i, f, o sigmoid, g tanh.
 
-The caller computes the input projection x @ w_ih + b outside the recurrence (one big matmul
-over all steps, or once per sequence when the input is constant, as in MusAE's decoders), so a
-kernel only runs the part that is truly sequential: gates_t = x_proj_t + h_{t-1} @ w_hh.
+The caller computes the input projection x @ w_ih outside the recurrence (one big matmul over
+all steps, or once per sequence when the input is constant, as in MusAE's decoders), so a kernel
+only runs the part that is truly sequential: gates_t = x_proj_t + b + h_{t-1} @ w_hh. The bias b
+is added to the projection by the caller, or by the kernel where that saves work (the fused CPU
+kernel: see lstm_recurrence).
 
 Kernels are registered by name in IMPLEMENTATIONS and all take the same arguments, so a faster
 one (e.g. a fused native kernel) can be added without touching the model:
@@ -137,15 +139,28 @@ def _scan(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int):
   return _fast_scan(x_proj, w_hh, h0, c0, reverse, num_steps)
 
 
-def _cpu_fused(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int):
-  """The fused CPU kernel (musae_jax/lstm_cpu.py) where it applies, else the scan kernel; named
-  in a config, it runs even where the library is not built."""
+def _fused_cpu_applies(w_hh: jax.Array) -> bool:
   # Imported on first use: loading the library (and its one notice when it is not built) waits
   # until an LSTM runs.
   from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
-  if not lstm_cpu.supports(w_hh):
+  return lstm_cpu.supports(w_hh)
+
+
+def _cpu_fused(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int, bias=None):
+  """The fused CPU kernel (musae_jax/lstm_cpu.py) where it applies, else the scan kernel; named
+  in a config, it runs even where the library is not built. Adds the bias (given only where it
+  applies: kernel_adds_bias)."""
+  if not _fused_cpu_applies(w_hh):
     return _scan(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps)
-  return lstm_cpu.fused(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps)
+  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
+  return lstm_cpu.fused(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps, bias=bias)
+
+
+def kernel_adds_bias(impl: str, w_hh: jax.Array) -> bool:
+  """Whether impl's kernel, for this w_hh, adds the bias inside the recurrence itself (it then
+  takes it as the keyword argument bias; see lstm_recurrence). The registered kernels other than
+  "cpu_fused" do not, and are called without it."""
+  return resolve_impl(impl) == "cpu_fused" and _fused_cpu_applies(w_hh)
 
 
 def _cpu_fused_built() -> bool:
@@ -187,19 +202,25 @@ def batches_well() -> bool:
 
 
 def lstm_recurrence(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *,
-                    reverse: bool = False, impl: str = "scan", num_steps: int | None = None
+                    reverse: bool = False, impl: str = "scan", num_steps: int | None = None,
+                    bias: jax.Array | None = None
                     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
   """Runs an LSTM over time, given the input projection.
 
   Args:
-    x_proj: [T, B, 4H] input projection with the bias already added, or [1, B, 4H] for an input
-      that is the same at every step (give num_steps then); it is broadcast over time without
-      being materialised.
+    x_proj: [T, B, 4H] input projection, or [1, B, 4H] for an input that is the same at every
+      step (give num_steps then); it is broadcast over time without being materialised.
     w_hh: [H, 4H] recurrent weights; their dtype is the matmul input dtype.
     h0, c0: [B, H] initial state.
     reverse: process time from the last step to the first (outputs stay in time order).
     impl: a name in IMPLEMENTATIONS, or "auto".
     num_steps: sequence length; needed only when x_proj is a constant [1, B, 4H] input.
+    bias: [4H] added to x_proj at every step, or None when x_proj has it already. The fused CPU
+      kernel adds it as it reads x_proj and sums its gradient from the rows its backward pass
+      writes anyway; added to x_proj beforehand, it costs XLA a pass of its own over x_proj and
+      a reduction of d_x_proj over T x B (measured: 2-3% of the 2-bar step, and 10% where XLA
+      lowers that reduction without YNNPACK). For the other kernels it is added to x_proj
+      first.
 
   Returns:
     (hs [T, B, H] float32, (h_T, c_T)), where h_T, c_T is the state after the last processed
@@ -210,8 +231,14 @@ def lstm_recurrence(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.A
   elif x_proj.shape[0] not in (1, num_steps):
     raise ValueError(f"x_proj has {x_proj.shape[0]} steps but num_steps={num_steps}.")
   kernel = IMPLEMENTATIONS[resolve_impl(impl)]
-  return kernel(x_proj.astype(jnp.float32), w_hh, h0.astype(jnp.float32),
-                c0.astype(jnp.float32), reverse=reverse, num_steps=num_steps)
+  x_proj, bias_kwarg = x_proj.astype(jnp.float32), {}
+  if bias is not None:
+    if kernel_adds_bias(impl, w_hh):
+      bias_kwarg = {"bias": bias.astype(jnp.float32)}
+    else:
+      x_proj = x_proj + bias.astype(jnp.float32)
+  return kernel(x_proj, w_hh, h0.astype(jnp.float32), c0.astype(jnp.float32), reverse=reverse,
+                num_steps=num_steps, **bias_kwarg)
 
 
 def input_matmul(x: jax.Array, w: jax.Array) -> jax.Array:
@@ -304,27 +331,38 @@ class LSTM(nnx.Module):
     forget_gate = (jnp.arange(gates) // hidden_size) == 1
     self.b = nnx.Param(forget_gate.astype(jnp.float32))
 
+  def _kernel_adds_bias(self) -> bool:
+    # Decided once per layer for project() and __call__ alike. Where the kernel does not add the
+    # bias, project() adds it first, as before there was a choice (the same bits).
+    return kernel_adds_bias(self.impl, self.w_hh[...].astype(self.dtype))
+
   def project(self, *inputs: jax.Array) -> jax.Array:
-    """x @ w_ih + b for inputs [..., I_k] that together make up the I input features.
+    """The input projection for __call__ for inputs [..., I_k] that together make up the I input
+    features: x @ w_ih, plus b unless the layer's kernel adds it itself.
 
     Several inputs (e.g. the forward and backward halves of a biLSTM layer below) are
     multiplied by their own rows of w_ih, so they need not be concatenated first.
     """
-    out, start = self.b[...], 0
+    out, start = (None if self._kernel_adds_bias() else self.b[...]), 0
     for x in inputs:
       rows = self.w_ih[start:start + x.shape[-1]]
-      out = out + input_matmul(x.astype(self.dtype), rows.astype(self.dtype))
+      term = input_matmul(x.astype(self.dtype), rows.astype(self.dtype))
+      out = term if out is None else out + term
       start += x.shape[-1]
     if start != self.w_ih.shape[0]:
       raise ValueError(f"LSTM inputs have {start} features, w_ih expects {self.w_ih.shape[0]}.")
     return out
 
   def project_one_hot(self, indices: jax.Array) -> jax.Array:
-    """x @ w_ih + b for a k-hot x given by its hot indices [..., k]: a gather-sum of k rows."""
-    return _sum_of_rows(self.w_ih[...], indices) + self.b[...]
+    """project() for a k-hot x given by its hot indices [..., k]: a gather-sum of k rows of w_ih
+    (plus b unless the layer's kernel adds it)."""
+    rows = _sum_of_rows(self.w_ih[...], indices)
+    return rows if self._kernel_adds_bias() else rows + self.b[...]
 
   def __call__(self, x_proj: jax.Array, h0: jax.Array, c0: jax.Array, *, reverse: bool = False,
                num_steps: int | None = None) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    """lstm_recurrence with this layer's recurrent weights; x_proj is time-major."""
+    """lstm_recurrence with this layer's recurrent weights (and bias, where its kernel adds it);
+    x_proj is time-major, from project() or project_one_hot()."""
     return lstm_recurrence(x_proj, self.w_hh[...].astype(self.dtype), h0, c0, reverse=reverse,
-                           impl=self.impl, num_steps=num_steps)
+                           impl=self.impl, num_steps=num_steps,
+                           bias=self.b[...] if self._kernel_adds_bias() else None)

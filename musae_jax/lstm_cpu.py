@@ -6,9 +6,10 @@ library is optional (setup.py builds it at install time when a C++ compiler is t
 it "auto" stays on the pure-JAX scan and one notice is logged.
 
 The kernel runs only the sequential part, like every kernel of the interface: the forward call
-keeps the activated gates and cell states; the backward call walks time back, producing the
-pre-activation gate gradients (the gradient of x_proj), and then the recurrent weight gradient as
-one matmul over all T*B rows. Parameters are the same plain arrays whatever the kernel, so checkpoints do
+adds the bias to x_proj as it reads it and keeps the activated gates and cell states; the
+backward call walks time back, producing the pre-activation gate gradients (the gradient of
+x_proj), and then the recurrent weight gradient as one matmul over all T*B rows, with the bias
+gradient (their sum) read from the same rows. Parameters are the same plain arrays whatever the kernel, so checkpoints do
 not depend on it. It computes in float32; other matmul dtypes, hidden sizes the vector width
 does not divide, non-CPU backends and runs over several devices use the scan kernel instead.
 
@@ -126,7 +127,7 @@ VECTOR_WIDTH, ISA, COMPILED_ISAS, RUNNABLE_ISAS = (
 AVAILABLE = VECTOR_WIDTH is not None
 
 
-def _forward(x_proj, w_hh, h0, c0, reverse: bool, num_steps: int, keep_gates: bool):
+def _forward(x_proj, bias, w_hh, h0, c0, reverse: bool, num_steps: int, keep_gates: bool):
   """The forward FFI call: hs, cs [T, B, H] (and the activated gates [T, B, 4H])."""
   batch, hidden = h0.shape
   state = jax.ShapeDtypeStruct((num_steps, batch, hidden), jnp.float32)
@@ -138,7 +139,7 @@ def _forward(x_proj, w_hh, h0, c0, reverse: bool, num_steps: int, keep_gates: bo
   # Under jax.vmap every operand gets the mapped axis in front; the kernel treats leading axes
   # as independent recurrences.
   call = jax.ffi.ffi_call(target, results, vmap_method="broadcast_all")
-  return call(x_proj, w_hh, h0, c0, reverse=reverse)
+  return call(x_proj, bias, w_hh, h0, c0, reverse=reverse)
 
 
 def _last(hs, cs, reverse: bool):
@@ -147,29 +148,30 @@ def _last(hs, cs, reverse: bool):
   return hs[index], cs[index]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
-def _fused(x_proj, w_hh, h0, c0, reverse: bool, num_steps: int, constant: bool):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _fused(x_proj, bias, w_hh, h0, c0, reverse: bool, num_steps: int, constant: bool):
   del constant  # Only the backward pass needs it.
-  hs, cs = _forward(x_proj, w_hh, h0, c0, reverse, num_steps, keep_gates=False)
+  hs, cs = _forward(x_proj, bias, w_hh, h0, c0, reverse, num_steps, keep_gates=False)
   return hs, _last(hs, cs, reverse)
 
 
-def _fused_fwd(x_proj, w_hh, h0, c0, reverse, num_steps, constant):
+def _fused_fwd(x_proj, bias, w_hh, h0, c0, reverse, num_steps, constant):
   del constant
-  hs, cs, gates = _forward(x_proj, w_hh, h0, c0, reverse, num_steps, keep_gates=True)
-  return (hs, _last(hs, cs, reverse)), (w_hh, h0, c0, hs, cs, gates)
+  hs, cs, gates = _forward(x_proj, bias, w_hh, h0, c0, reverse, num_steps, keep_gates=True)
+  return (hs, _last(hs, cs, reverse)), (bias, w_hh, h0, c0, hs, cs, gates)
 
 
 def _fused_bwd(reverse, num_steps, constant, residuals, cotangents):
-  w_hh, h0, c0, hs, cs, gates = residuals
+  bias, w_hh, h0, c0, hs, cs, gates = residuals
   d_hs, (d_h_last, d_c_last) = cotangents
   batch = h0.shape[0]
-  # The kernel also returns the recurrent weight gradient (one matmul after its time loop) and,
-  # for a constant input, d_x_proj already summed over time.
+  # The kernel also returns the bias and recurrent weight gradients (one matmul after its time
+  # loop) and, for a constant input, d_x_proj already summed over time.
   d_x_steps = 1 if constant else num_steps
   call = jax.ffi.ffi_call(
       _BACKWARD,
       [jax.ShapeDtypeStruct((d_x_steps, batch, w_hh.shape[-1]), jnp.float32),
+       jax.ShapeDtypeStruct(bias.shape, jnp.float32),
        jax.ShapeDtypeStruct(w_hh.shape, jnp.float32),
        jax.ShapeDtypeStruct(h0.shape, jnp.float32),
        jax.ShapeDtypeStruct(c0.shape, jnp.float32)],
@@ -193,7 +195,10 @@ def supports(w_hh: jax.Array) -> bool:
 
 
 def fused(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *, reverse: bool,
-          num_steps: int) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+          num_steps: int, bias: jax.Array | None = None
+          ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
   """musae_jax.lstm's recurrence (a LstmKernel) on the fused kernel; only where supports(w_hh)."""
   constant = x_proj.shape[0] == 1 and num_steps != 1
-  return _fused(x_proj, w_hh, h0, c0, reverse, num_steps, constant)
+  if bias is None:
+    bias = jnp.zeros(x_proj.shape[-1:], jnp.float32)
+  return _fused(x_proj, bias.astype(jnp.float32), w_hh, h0, c0, reverse, num_steps, constant)

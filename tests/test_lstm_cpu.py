@@ -30,17 +30,21 @@ def _inputs(steps, batch, hidden, constant, seed=0):
   return x_proj, w_hh, h0, c0
 
 
-def _value_and_grads(impl, reverse, steps, x_proj, w_hh, h0, c0):
+def _bias(hidden, seed=1):
+  return 0.5 * jax.random.normal(jax.random.key(seed), (4 * hidden,))
+
+
+def _value_and_grads(impl, reverse, steps, x_proj, w_hh, h0, c0, bias):
   # A different weight on every output, so that each cotangent path is exercised.
   weights = jax.random.normal(jax.random.key(9), (steps,) + h0.shape)
 
-  def objective(x_proj, w_hh, h0, c0):
+  def objective(x_proj, w_hh, h0, c0, bias):
     hs, (h_last, c_last) = lstm.lstm_recurrence(x_proj, w_hh, h0, c0, reverse=reverse,
-                                                impl=impl, num_steps=steps)
+                                                impl=impl, num_steps=steps, bias=bias)
     return jnp.sum(hs * weights) + jnp.sum(h_last ** 2) + jnp.sum(jnp.sin(c_last)), hs
 
-  return jax.jit(jax.value_and_grad(objective, argnums=(0, 1, 2, 3), has_aux=True))(
-      x_proj, w_hh, h0, c0)
+  return jax.jit(jax.value_and_grad(objective, argnums=(0, 1, 2, 3, 4), has_aux=True))(
+      x_proj, w_hh, h0, c0, bias)
 
 
 # Batches that are not a multiple of the kernel's 6-row tiles, hidden sizes of one and of several
@@ -50,7 +54,11 @@ def _value_and_grads(impl, reverse, steps, x_proj, w_hh, h0, c0):
     (9, 13, 32, False, False), (9, 13, 32, True, True), (6, 3, 48, False, True),
     (6, 3, 48, True, False), (1, 7, 16, False, False), (1, 7, 16, True, True)])
 def test_values_and_gradients_match_reference(steps, batch, hidden, reverse, constant):
-  args = _inputs(steps, batch, hidden, constant)
+  # The fused kernel adds the bias itself and returns its gradient; the reference gets
+  # x_proj + bias.
+  assert lstm.kernel_adds_bias("cpu_fused", _inputs(1, 1, hidden, False)[1])
+  assert not lstm.kernel_adds_bias("reference", _inputs(1, 1, hidden, False)[1])
+  args = _inputs(steps, batch, hidden, constant) + (_bias(hidden),)
   (value, hs), grads = _value_and_grads("cpu_fused", reverse, steps, *args)
   (ref_value, ref_hs), ref_grads = _value_and_grads("reference", reverse, steps, *args)
   np.testing.assert_allclose(hs, ref_hs, rtol=1e-5, atol=2e-6)
@@ -59,6 +67,10 @@ def test_values_and_gradients_match_reference(steps, batch, hidden, reverse, con
     assert grad.shape == arg.shape
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=2e-5)
   assert np.abs(grads[1]).max() > 1e-2  # The recurrent weight gradient is not trivially zero.
+  # The bias gradient is the input gradient summed over steps (a constant input's gradient is
+  # already summed over them) and rows, and not trivially zero.
+  np.testing.assert_allclose(grads[4], grads[0].sum((0, 1)), rtol=1e-4, atol=1e-4)
+  assert np.abs(grads[4]).max() > 1e-2
 
 
 def test_vmapped_recurrences_match_reference():
@@ -66,13 +78,15 @@ def test_vmapped_recurrences_match_reference():
   recurrences (what a vmap over the four track decoders would produce)."""
   x_proj, w_hh, h0, c0 = _inputs(5, 8, 32, constant=False)
   xs, ws = jnp.stack([x_proj, 0.5 * x_proj, -x_proj]), jnp.stack([w_hh, -w_hh, 2 * w_hh])
+  bs = jnp.stack([_bias(32, seed) for seed in range(3)])
 
   def loss(impl):
-    run = lambda x, w: lstm.lstm_recurrence(x, w, h0, c0, impl=impl)[0]
-    return lambda xs, ws: jnp.sum(jnp.tanh(jax.vmap(run)(xs, ws)) * jnp.arange(8.0)[:, None])
+    run = lambda x, w, b: lstm.lstm_recurrence(x, w, h0, c0, impl=impl, bias=b)[0]
+    return lambda xs, ws, bs: jnp.sum(jnp.tanh(jax.vmap(run)(xs, ws, bs)) *
+                                      jnp.arange(8.0)[:, None])
 
-  value, grads = jax.value_and_grad(loss("cpu_fused"), argnums=(0, 1))(xs, ws)
-  ref_value, ref_grads = jax.value_and_grad(loss("reference"), argnums=(0, 1))(xs, ws)
+  value, grads = jax.value_and_grad(loss("cpu_fused"), argnums=(0, 1, 2))(xs, ws, bs)
+  ref_value, ref_grads = jax.value_and_grad(loss("reference"), argnums=(0, 1, 2))(xs, ws, bs)
   np.testing.assert_allclose(value, ref_value, rtol=1e-5)
   for grad, ref_grad in zip(grads, ref_grads):
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=2e-5)
@@ -150,7 +164,7 @@ _needs_dispatch = pytest.mark.skipif(
 
 # Values and gradients of the fused kernel against the reference in a fresh process: a batch that
 # is not a multiple of the 6-row tiles, a hidden size of several vectors (of 4, 8 or 16 floats),
-# each direction, a constant input, and the level that actually ran.
+# each direction, a constant input, a bias, and the level that actually ran.
 _CHECK_LEVEL = textwrap.dedent("""
     import sys
     import jax, jax.numpy as jnp, numpy as np
@@ -158,17 +172,18 @@ _CHECK_LEVEL = textwrap.dedent("""
     assert lstm_cpu.ISA == sys.argv[1], (lstm_cpu.ISA, sys.argv[1])
     for steps, batch, hidden, reverse, constant in ((5, 13, 48, False, False),
                                                    (4, 7, 32, True, True)):
-      keys = jax.random.split(jax.random.key(steps), 5)
+      keys = jax.random.split(jax.random.key(steps), 6)
       x = jax.random.normal(keys[0], (1 if constant else steps, batch, 4 * hidden))
+      b = 0.5 * jax.random.normal(keys[5], (4 * hidden,))
       w = jax.random.normal(keys[1], (hidden, 4 * hidden)) / np.sqrt(hidden)
       h0, c0 = (0.5 * jax.random.normal(k, (batch, hidden)) for k in keys[2:4])
       weights = jax.random.normal(keys[4], (steps, batch, hidden))
       def objective(impl):
-        def f(x, w, h0, c0):
+        def f(x, w, h0, c0, b):
           hs, (h, c) = lstm.lstm_recurrence(x, w, h0, c0, reverse=reverse, impl=impl,
-                                            num_steps=steps)
+                                            num_steps=steps, bias=b)
           return jnp.sum(hs * weights) + jnp.sum(h ** 2) + jnp.sum(jnp.sin(c))
-        return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2, 3)))(x, w, h0, c0)
+        return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2, 3, 4)))(x, w, h0, c0, b)
       assert lstm_cpu.supports(w)
       value, grads = objective("cpu_fused")
       ref_value, ref_grads = objective("reference")
