@@ -8,8 +8,9 @@ twice would give one library, with one level) and, for each shape steps,batch,hi
 FFI forward call and forward + backward (the kernel alone: no XLA around it but the calls), in
 rounds that alternate between the levels, so that a drifting machine affects them alike. Prints
 min and median milliseconds and GFLOP/s (the recurrent matmuls, as benchmarks/lstm_kernels.py
-counts them). --extra adds another build of the library (e.g. one from an older source) as NAME,
-run at LEVEL (a level name, or "native" to leave it at its default).
+counts them). --extra adds another build of the library (e.g. one from an older source, with the
+same FFI signature: the bias operand since 2026-12-02) as NAME, run at LEVEL (a level name, or
+"native" to leave it at its default).
 """
 
 import ctypes
@@ -65,6 +66,7 @@ def main(argv):
       x_proj = 0.5 * jax.random.normal(keys[0], (steps, batch, 4 * hidden))
       w_hh = jax.random.normal(keys[1], (hidden, 4 * hidden)) / hidden**0.5
       zeros = jnp.zeros((batch, hidden))
+      bias = jnp.zeros((4 * hidden,))
       d_hs = jax.random.normal(keys[2], (steps, batch, hidden))
       state = jax.ShapeDtypeStruct((steps, batch, hidden), jnp.float32)
       gates = jax.ShapeDtypeStruct((steps, batch, 4 * hidden), jnp.float32)
@@ -74,16 +76,17 @@ def main(argv):
                                    [state, state, gates])
         backward = jax.ffi.ffi_call(
             f"musae_levels_{index}_MusaeLstmBackward",
-            [gates, jax.ShapeDtypeStruct(w_hh.shape, jnp.float32),
+            [gates, jax.ShapeDtypeStruct(bias.shape, jnp.float32),
+             jax.ShapeDtypeStruct(w_hh.shape, jnp.float32),
              jax.ShapeDtypeStruct(zeros.shape, jnp.float32),
              jax.ShapeDtypeStruct(zeros.shape, jnp.float32)])
 
         def both(x, w, forward=forward, backward=backward):
-          hs, cs, g = forward(x, w, zeros, zeros, reverse=False)
+          hs, cs, g = forward(x, bias, w, zeros, zeros, reverse=False)
           return backward(w, zeros, hs, g, cs, zeros, d_hs, zeros, zeros, reverse=False)
 
         functions.append((name, {
-            "forward": jax.jit(lambda x, w, forward=forward: forward(x, w, zeros, zeros,
+            "forward": jax.jit(lambda x, w, forward=forward: forward(x, bias, w, zeros, zeros,
                                                                      reverse=False)[0]),
             "forward+backward": jax.jit(both)}))
       seconds = {(name, kind): [] for name, fns in functions for kind in fns}
