@@ -24,6 +24,7 @@ from musae_jax.tools import explore
 from musae_jax.tools import explorer as explorer_lib
 from musae_jax.tools import input_windows
 from musae_jax.tools import runs
+from tests import midi_checks
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEMO_MIDI = REPO / "demo_data" / "midi"
@@ -150,8 +151,7 @@ def test_explorer_in_chromium(server, tmp_path):
         page.click("#download")
       path = tmp_path / "download.mid"
       download.value.save_as(path)
-      midi = pretty_midi.PrettyMIDI(io.BytesIO(path.read_bytes()))
-      assert [i.is_drum for i in midi.instruments] == [True, False, False, False]
+      midi_checks.assert_one_named_track_per_token_track(path.read_bytes())
 
       # A rejected upload shows the server's one-line reason.
       page.set_input_files("#upload", files=[{"name": "bad.mid", "mimeType": "audio/midi",
@@ -232,8 +232,8 @@ def test_explorer_in_chromium(server, tmp_path):
       path = tmp_path / "whole.mid"
       download.value.save_as(path)
       wait_until(page, "document.getElementById('message').textContent.includes('restyled')")
+      midi_checks.assert_one_named_track_per_token_track(path.read_bytes())
       midi = pretty_midi.PrettyMIDI(io.BytesIO(path.read_bytes()))
-      assert [i.is_drum for i in midi.instruments] == [True, False, False, False]
       tempo = midi.get_tempo_changes()[1][0]
       window_seconds = run.bars * 4 * 60.0 / tempo
       assert midi.get_end_time() > 1.5 * window_seconds, (midi.get_end_time(), window_seconds)
