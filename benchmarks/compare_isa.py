@@ -20,8 +20,9 @@ its kernels from the CPU's features and has no cap (perf shows its AVX-512 kerne
 oneDNN's gemm, which honours ONEDNN_MAX_CPU_ISA. Its reductions stay on: they are memory-bound,
 so the ISA hardly changes them, and without YNNPACK XLA lowers a large reduction (the bias
 gradients, sums of [T, B, 4H] over T and B) to reduce-window loops that took ~10% of the capped
-2-bar step (775 vs 700 ms, Intel Xeon), a cost an AVX2 machine running YNNPACK would not pay. Without the cap, a forced avx2 kernel level is measured inside
-programs that still use AVX-512 for everything else.
+2-bar step (775 vs 700 ms, Intel Xeon), a cost an AVX2 machine running YNNPACK would not pay.
+Without the cap, a forced avx2 kernel level is measured inside programs that still use AVX-512
+for everything else.
 """
 
 import json

@@ -17,8 +17,8 @@
 //
 // Layout (row-major, time-major like musae_jax.lstm): x_proj [..., T or 1, B, 4H] (1 = the same
 // input at every step, read without being copied), bias [..., 4H], w_hh [..., H, 4H], states
-// [..., B, H]. Leading
-// dimensions "..." (from jax.vmap) are independent recurrences. Gate order is (i, f, g, o).
+// [..., B, H]. Leading dimensions "..." (from jax.vmap) are independent recurrences. Gate order
+// is (i, f, g, o).
 //
 // Threads: batch rows are independent, so the work is cut into (recurrence, row range) units
 // with no synchronisation inside a unit, after a first round of units that repack w_hh into the
@@ -217,8 +217,8 @@ ffi::Error CheckRank(ffi::Span<const int64_t> dims, size_t rank, const char* nam
 
 ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
                        ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_hh,
-                       ffi::Buffer<ffi::F32> h0,
-                       ffi::Buffer<ffi::F32> c0, ffi::ResultBuffer<ffi::F32> hs,
+                       ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
+                       ffi::ResultBuffer<ffi::F32> hs,
                        ffi::ResultBuffer<ffi::F32> cs, ffi::ResultBuffer<ffi::F32>* gates,
                        bool reverse) {
   const auto w_dims = w_hh.dimensions(), x_dims = x_proj.dimensions(), h_dims = hs->dimensions();

@@ -139,33 +139,33 @@ def _scan(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int):
   return _fast_scan(x_proj, w_hh, h0, c0, reverse, num_steps)
 
 
-def _fused_cpu_applies(w_hh: jax.Array) -> bool:
-  # Imported on first use: loading the library (and its one notice when it is not built) waits
-  # until an LSTM runs.
+def _lstm_cpu():
+  """musae_jax.lstm_cpu, imported on first use: loading the library (and its one notice when it
+  is not built) waits until an LSTM runs."""
   from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
-  return lstm_cpu.supports(w_hh)
+  return lstm_cpu
 
 
 def _cpu_fused(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int, bias=None):
   """The fused CPU kernel (musae_jax/lstm_cpu.py) where it applies, else the scan kernel; named
-  in a config, it runs even where the library is not built. Adds the bias (given only where it
-  applies: kernel_adds_bias)."""
-  if not _fused_cpu_applies(w_hh):
+  in a config, it runs even where the library is not built. Adds the bias where given."""
+  if not _lstm_cpu().supports(w_hh):
+    if bias is not None:
+      x_proj = x_proj + bias
     return _scan(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps)
-  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
-  return lstm_cpu.fused(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps, bias=bias)
+  return _lstm_cpu().fused(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps,
+                           bias=bias)
 
 
-def kernel_adds_bias(impl: str, w_hh: jax.Array) -> bool:
-  """Whether impl's kernel, for this w_hh, adds the bias inside the recurrence itself (it then
-  takes it as the keyword argument bias; see lstm_recurrence). The registered kernels other than
-  "cpu_fused" do not, and are called without it."""
-  return resolve_impl(impl) == "cpu_fused" and _fused_cpu_applies(w_hh)
+def kernel_adds_bias(impl: str, w_hh: jax.Array | jax.ShapeDtypeStruct) -> bool:
+  """Whether impl's kernel, for this w_hh (its shape and dtype), adds the bias inside the
+  recurrence itself (it then takes it as the keyword argument bias; see lstm_recurrence). The
+  registered kernels other than "cpu_fused" do not, and are called without it."""
+  return resolve_impl(impl) == "cpu_fused" and _lstm_cpu().supports(w_hh)
 
 
 def _cpu_fused_built() -> bool:
-  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
-  return lstm_cpu.AVAILABLE
+  return _lstm_cpu().AVAILABLE
 
 
 # Name -> kernel: the one registry. Tests and experiments may add more
@@ -335,7 +335,7 @@ class LSTM(nnx.Module):
   def _kernel_adds_bias(self) -> bool:
     # Decided once per layer for project() and __call__ alike. Where the kernel does not add the
     # bias, project() adds it first, as before there was a choice (the same bits).
-    return kernel_adds_bias(self.impl, self.w_hh[...].astype(self.dtype))
+    return kernel_adds_bias(self.impl, jax.ShapeDtypeStruct(self.w_hh.shape, self.dtype))
 
   def project(self, *inputs: jax.Array) -> jax.Array:
     """The input projection for __call__ for inputs [..., I_k] that together make up the I input
