@@ -48,11 +48,13 @@ def _value_and_grads(impl, reverse, steps, x_proj, w_hh, h0, c0, bias):
 
 
 # Batches that are not a multiple of the kernel's 6-row tiles, hidden sizes of one and of several
-# vector widths (16 floats with AVX-512, 8 with AVX2), a single step; each direction and input
-# kind with two shapes.
+# vector widths (16 floats with AVX-512, 8 with AVX2), a single step, and steps x batch rows over
+# two of the weight gradient's 128-row depth chunks (with a partial one); each direction and input
+# kind with two shapes or more.
 @pytest.mark.parametrize("steps,batch,hidden,reverse,constant", [
     (9, 13, 32, False, False), (9, 13, 32, True, True), (6, 3, 48, False, True),
-    (6, 3, 48, True, False), (1, 7, 16, False, False), (1, 7, 16, True, True)])
+    (6, 3, 48, True, False), (1, 7, 16, False, False), (1, 7, 16, True, True),
+    (37, 9, 32, False, False), (37, 9, 32, True, True)])
 def test_values_and_gradients_match_reference(steps, batch, hidden, reverse, constant):
   # The fused kernel adds the bias itself and returns its gradient; the reference gets
   # x_proj + bias.
@@ -171,7 +173,8 @@ _CHECK_LEVEL = textwrap.dedent("""
     from musae_jax import lstm, lstm_cpu
     assert lstm_cpu.ISA == sys.argv[1], (lstm_cpu.ISA, sys.argv[1])
     for steps, batch, hidden, reverse, constant in ((5, 13, 48, False, False),
-                                                   (4, 7, 32, True, True)):
+                                                   (4, 7, 32, True, True),
+                                                   (37, 9, 32, True, False)):
       keys = jax.random.split(jax.random.key(steps), 6)
       x = jax.random.normal(keys[0], (1 if constant else steps, batch, 4 * hidden))
       b = 0.5 * jax.random.normal(keys[5], (4 * hidden,))
