@@ -41,18 +41,19 @@ typedef int32_t Vi __attribute__((vector_size(kVec * sizeof(int32_t))));
 
 inline int64_t MinI(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// A heap buffer of floats on a cache-line boundary, freed at scope exit (new[] and delete[] are
-// not templates, so nothing here can be the AVX-512 copy another level links to).
+// Uninitialised floats on a cache-line boundary, freed at scope exit: lstm_cpu.cc's FloatBuffer
+// for the kernel's own scratch (that one holds a std::unique_ptr, a template this file must not
+// instantiate; new[] and delete[] are plain calls).
 struct FloatScratch {
-  explicit FloatScratch(int64_t floats)
-      : storage(floats > 0 ? new float[floats + kCacheLineFloats] : nullptr),
-        data(storage == nullptr ? nullptr
-                                : reinterpret_cast<float*>(
-                                      (reinterpret_cast<uintptr_t>(storage) + 63) & ~uintptr_t{63})) {}
+  explicit FloatScratch(int64_t floats) : storage(new float[floats + kCacheLineFloats]) {
+    const uintptr_t line = kCacheLineFloats * sizeof(float);
+    const uintptr_t address = reinterpret_cast<uintptr_t>(storage);
+    data = reinterpret_cast<float*>((address + line - 1) / line * line);
+  }
   ~FloatScratch() { delete[] storage; }
   FloatScratch(const FloatScratch&) = delete;
   FloatScratch& operator=(const FloatScratch&) = delete;
-  float* storage;
+  float* const storage;
   float* data;
 };
 
