@@ -455,10 +455,10 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
 constexpr int64_t kDepthChunk = 128;  // 128 x 4 vectors of d_pre = 32 KiB with AVX-512
 
 template <int MR>
-void WeightGradTile(const float* a, int64_t lda, int64_t a_step, const float* d_pre, int64_t ldb,
-                    int64_t depth, bool first_chunk, float* d_w, int64_t cols) {
+void WeightGradTile(const float* a, int64_t lda, int64_t a_step, const float* d_pre, int64_t cols,
+                    int64_t depth, bool first_chunk, float* d_w) {
   Vf acc[MR][kGates];
-  PanelMatmul<MR>(a, lda, a_step, d_pre, ldb, depth, acc);
+  PanelMatmul<MR>(a, lda, a_step, d_pre, cols, depth, acc);
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < kGates; ++v) {
@@ -497,14 +497,14 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
   // them. The backward call 0.5-6% faster at the AVX2 level in two alternating series (T 32,
   // B 64 and T 256, B 16; H 256), level at AVX-512. d_pre is read in place: copying each panel
   // too was slower at both levels.
-  const int64_t tiles = (units + kRowsPerTile - 1) / kRowsPerTile;
+  const int64_t full_tiles = units / kRowsPerTile, rest = units % kRowsPerTile;
+  const int64_t tiles = full_tiles + (rest > 0);
   FloatScratch h_packed(tiles * kRowsPerTile * kDepthChunk);
   for (const Segment& segment : segments) {
     for (int64_t k = segment.k_begin; k < segment.k_end; k += kDepthChunk) {
       const int64_t chunk = MinI(kDepthChunk, segment.k_end - k);
       const float* h_rows = segment.rows + (k - segment.k_begin) * hidden + unit_begin;
       // h_packed[tile][kk][m] = h_rows[kk][tile * rows + m], each row of h read once, in order.
-      const int64_t full_tiles = units / kRowsPerTile, rest = units % kRowsPerTile;
       for (int64_t kk = 0; kk < chunk; ++kk) {
         const float* row = h_rows + kk * hidden;
         for (int64_t tile = 0; tile < full_tiles; ++tile)
@@ -521,9 +521,9 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
           const float* a_tile = h_packed.data + tile * kRowsPerTile * chunk;
           float* out = d_w + u * cols + p;
           switch (MinI(kRowsPerTile, units - u)) {
-#define MUSAE_WEIGHT_CASE(MR)                                                             \
-  case MR:                                                                                \
-    WeightGradTile<MR>(a_tile, 1, MR, b_panel, cols, chunk, k == 0, out, cols);           \
+#define MUSAE_WEIGHT_CASE(MR)                                                 \
+  case MR:                                                                    \
+    WeightGradTile<MR>(a_tile, 1, MR, b_panel, cols, chunk, k == 0, out);     \
     break;
             MUSAE_WEIGHT_CASE(1)
             MUSAE_WEIGHT_CASE(2)
@@ -543,7 +543,7 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
           }
         }
         if (d_bias != nullptr)
-          WeightGradTile<1>(&kOne, 0, 0, b_panel, cols, chunk, k == 0, d_bias + p, cols);
+          WeightGradTile<1>(&kOne, 0, 0, b_panel, cols, chunk, k == 0, d_bias + p);
       }
     }
   }

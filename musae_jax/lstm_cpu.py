@@ -5,13 +5,13 @@ built) and imports this module on first use; this module registers nothing itsel
 library is optional (setup.py builds it at install time when a C++ compiler is there); without
 it "auto" stays on the pure-JAX scan and one notice is logged.
 
-The kernel runs only the sequential part, like every kernel of the interface: the forward call
-adds the bias to x_proj as it reads it and keeps the activated gates and cell states; the
-backward call walks time back, producing the pre-activation gate gradients (the gradient of
-x_proj), and then the recurrent weight gradient as one matmul over all T*B rows, with the bias
-gradient (their sum) read from the same rows. Parameters are the same plain arrays whatever the
-kernel, so checkpoints do not depend on it. It computes in float32; other matmul dtypes, hidden sizes the vector width
-does not divide, non-CPU backends and runs over several devices use the scan kernel instead.
+The kernel runs only the sequential part, like every kernel of the interface: the forward call adds
+the bias to x_proj as it reads it and keeps the activated gates and cell states; the backward call
+walks time back, producing the pre-activation gate gradients (the gradient of x_proj), and then the
+recurrent weight gradient as one matmul over all T*B rows, with the bias gradient (their sum) read
+from the same rows. Parameters are the same plain arrays whatever the kernel, so checkpoints do not
+depend on it. It computes in float32; other matmul dtypes, hidden sizes the vector width does not
+divide, non-CPU backends and runs over several devices use the scan kernel instead.
 
 Instruction sets: the library holds the kernel compiled for several levels (on x86-64: "avx512",
 "avx2" for AVX2 + FMA, and "generic"; elsewhere "generic") and picks the widest this CPU runs when
