@@ -28,11 +28,11 @@
 // a busy pool.
 //
 // Instruction sets: the vector code (lstm_cpu_kernel.h) is compiled once per level, AVX-512,
-// AVX2 + FMA and generic (lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_generic.cc), each with
-// its own target attributes, so one build runs on any CPU of its architecture. The level is
-// chosen when the library loads, from the CPU's features (the widest it can run); the Python side
-// can force another with musae_lstm_cpu_set_isa (MUSAE_LSTM_CPU_ISA=avx512|avx2|generic), which
-// refuses a level this CPU cannot run.
+// AVX2 + FMA, AVX and generic (lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc,
+// lstm_cpu_generic.cc), each with its own target attributes, so one build runs on any CPU of its
+// architecture. The level is chosen when the library loads, from the CPU's features (the widest
+// it can run); the Python side can force another with musae_lstm_cpu_set_isa
+// (MUSAE_LSTM_CPU_ISA=avx512|avx2|avx|generic), which refuses a level this CPU cannot run.
 //
 // Numerics: float32 throughout; tanh uses the same rational approximation as XLA's CPU backend
 // and exp the Cephes polynomial (about 1 ulp), so results match the JAX reference to float32
@@ -62,7 +62,8 @@ namespace {
 // The instruction-set levels this build has, widest first, and the one in use.
 
 #if defined(__x86_64__) || defined(__i386__)
-const Kernels* const kLevels[] = {&kAvx512Kernels, &kAvx2Kernels, &kGenericKernels};
+const Kernels* const kLevels[] = {&kAvx512Kernels, &kAvx2Kernels, &kAvxKernels,
+                                  &kGenericKernels};
 #else
 const Kernels* const kLevels[] = {&kGenericKernels};
 #endif
@@ -76,6 +77,7 @@ bool CpuRuns(const Kernels& k) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
            __builtin_cpu_supports("fma");
   if (&k == &kAvx2Kernels) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (&k == &kAvxKernels) return __builtin_cpu_supports("avx");
 #endif
   return &k == &kGenericKernels;
 }
@@ -389,10 +391,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmBackward, BackwardImpl,
 extern "C" const char* musae_lstm_cpu_isa() { return Current().name; }
 extern "C" int musae_lstm_cpu_vector_width() { return Current().vector_width; }
 
-// The levels this build has, widest first, separated by commas (e.g. "avx512,avx2,generic").
+// The levels this build has, widest first, separated by commas (e.g. "avx512,avx2,avx,generic").
 extern "C" const char* musae_lstm_cpu_compiled_isas() {
 #if defined(__x86_64__) || defined(__i386__)
-  return "avx512,avx2,generic";
+  return "avx512,avx2,avx,generic";
 #else
   return "generic";
 #endif

@@ -1,8 +1,8 @@
 // Declarations shared by the fused CPU LSTM's dispatcher (lstm_cpu.cc) and its per-ISA kernel
-// builds (lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_generic.cc, each compiling
-// lstm_cpu_kernel.h for one instruction set). Plain data only: no code lives here, so that no
-// inline function or template instance can be emitted by a translation unit compiled for a wider
-// instruction set and then picked by the linker for the others.
+// builds (lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc, lstm_cpu_generic.cc, each
+// compiling lstm_cpu_kernel.h for one instruction set). Plain data only: no code lives here, so
+// that no inline function or template instance can be emitted by a translation unit compiled for
+// a wider instruction set and then picked by the linker for the others.
 
 #ifndef MUSAE_JAX_CSRC_LSTM_CPU_COMMON_H_
 #define MUSAE_JAX_CSRC_LSTM_CPU_COMMON_H_
@@ -59,7 +59,7 @@ struct BackwardArgs {
 // repacks w_hh once per call into a buffer of the size the level asks for (each thread packing a
 // range of hidden units), and the row functions of every thread then read that one copy.
 struct Kernels {
-  const char* name;   // "avx512", "avx2", "generic"
+  const char* name;   // "avx512", "avx2", "avx", "generic"
   int vector_width;   // float lanes; the hidden size must be a multiple
   int rows_per_tile;  // batch rows of one register tile
   int64_t (*forward_packed_floats)(int64_t hidden);
@@ -85,6 +85,7 @@ struct Kernels {
 #if defined(__x86_64__) || defined(__i386__)
 extern const Kernels kAvx512Kernels;
 extern const Kernels kAvx2Kernels;
+extern const Kernels kAvxKernels;
 #endif
 extern const Kernels kGenericKernels;
 

@@ -1,6 +1,6 @@
 // The vector body of the fused CPU LSTM (see lstm_cpu.cc for what it computes and why), compiled
-// once per instruction-set level: lstm_cpu_avx512.cc, lstm_cpu_avx2.cc and lstm_cpu_generic.cc
-// each define one MUSAE_LSTM_ISA_* macro, switch the compiler's target for the rest of their
+// once per instruction-set level: lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc and
+// lstm_cpu_generic.cc each define one MUSAE_LSTM_ISA_* macro, switch the compiler's target for the rest of their
 // translation unit, and include this file, which defines that level's Kernels table.
 //
 // Everything here has internal linkage (an anonymous namespace) and uses no standard-library
@@ -9,11 +9,12 @@
 // without AVX-512. The standard headers a level needs are included before its target switch.
 //
 // Levels: AVX-512 (16 floats a vector, 32 registers: register tiles of 6 rows x 4 gate vectors),
-// AVX2 + FMA (8 floats, 16 registers: 6 rows x 2 vectors, twice), generic (GCC vector extensions
-// of 4 floats: SSE2 on x86-64, 6 x 2 twice; NEON on aarch64, 6 x 4).
+// AVX2 + FMA (8 floats, 16 registers: 6 rows x 2 vectors, twice), AVX (the same tiles, each
+// multiply-add a multiply and an add), generic (GCC vector extensions of 4 floats: SSE2 on
+// x86-64, 6 x 2 twice; NEON on aarch64, 6 x 4).
 
 #if !defined(MUSAE_LSTM_ISA_AVX512) && !defined(MUSAE_LSTM_ISA_AVX2) && \
-    !defined(MUSAE_LSTM_ISA_GENERIC)
+    !defined(MUSAE_LSTM_ISA_AVX) && !defined(MUSAE_LSTM_ISA_GENERIC)
 #error "define the instruction-set level before including lstm_cpu_kernel.h"
 #endif
 
@@ -22,7 +23,7 @@ namespace {
 
 #if defined(MUSAE_LSTM_ISA_AVX512)
 constexpr int kVec = 16;  // float lanes per vector register
-#elif defined(MUSAE_LSTM_ISA_AVX2)
+#elif defined(MUSAE_LSTM_ISA_AVX2) || defined(MUSAE_LSTM_ISA_AVX)
 constexpr int kVec = 8;
 #else
 constexpr int kVec = 4;
@@ -67,7 +68,7 @@ inline void Store(float* p, Vf v) { __builtin_memcpy(p, &v, sizeof(v)); }
 // for x = -0.0f, so the compiler keeps the add).
 #if defined(MUSAE_LSTM_ISA_AVX512)
 inline Vf Splat(float x) { return (Vf)_mm512_set1_ps(x); }
-#elif defined(MUSAE_LSTM_ISA_AVX2)
+#elif defined(MUSAE_LSTM_ISA_AVX2) || defined(MUSAE_LSTM_ISA_AVX)
 inline Vf Splat(float x) { return (Vf)_mm256_set1_ps(x); }
 #else
 inline Vf Splat(float x) { return Vf{x, x, x, x}; }
@@ -102,7 +103,7 @@ inline Vf Reciprocal(Vf x) {
   // about _mm512_rcp14_ps's undefined pass-through operand under a target pragma.)
   const Vf r = (Vf)_mm512_maskz_rcp14_ps((__mmask16)0xFFFF, (__m512)x);
   return r * (2.0f - x * r);
-#elif defined(MUSAE_LSTM_ISA_AVX2)
+#elif defined(MUSAE_LSTM_ISA_AVX2) || defined(MUSAE_LSTM_ISA_AVX)
   const Vf r = (Vf)_mm256_rcp_ps((__m256)x);
   return r * (2.0f - x * r);
 #else

@@ -204,7 +204,7 @@ def _run_forced(isa, script, *args):
 
 
 @_needs_dispatch
-@pytest.mark.parametrize("isa", ["avx512", "avx2", "generic"])
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "avx", "generic"])
 def test_every_level_this_cpu_runs_matches_reference(isa):
   if isa not in lstm_cpu.COMPILED_ISAS:
     pytest.skip(f"this build has no {isa} level (levels: {lstm_cpu.COMPILED_ISAS})")
@@ -243,10 +243,10 @@ def test_dispatcher_picks_the_widest_level_the_cpu_runs():
   flags = _cpu_flags()
   if "x86_64" in os.uname().machine and flags:  # Cross-check cpuid with the kernel's view.
     expected = ("avx512" if {"avx512f", "avx2", "fma"} <= flags else
-                "avx2" if {"avx2", "fma"} <= flags else "generic")
+                "avx2" if {"avx2", "fma"} <= flags else "avx" if "avx" in flags else "generic")
     assert lstm_cpu.RUNNABLE_ISAS[0] == expected
-    assert lstm_cpu.COMPILED_ISAS == ("avx512", "avx2", "generic")
-  widths = {"avx512": 16, "avx2": 8, "generic": 4}
+    assert lstm_cpu.COMPILED_ISAS == ("avx512", "avx2", "avx", "generic")
+  widths = {"avx512": 16, "avx2": 8, "avx": 8, "generic": 4}
   assert lstm_cpu.VECTOR_WIDTH == widths[lstm_cpu.ISA]
 
 
@@ -271,10 +271,10 @@ class _FakeLibrary:
     return self.level
 
   def _compiled_isas(self):
-    return b"avx512,avx2,generic"
+    return b"avx512,avx2,avx,generic"
 
   def _isa_runs(self, name):
-    return {b"avx512": 0, b"avx2": 1, b"generic": 1}.get(name, -1)
+    return {b"avx512": 0, b"avx2": 1, b"avx": 1, b"generic": 1}.get(name, -1)
 
   def _set_isa(self, name):
     status = self._isa_runs(name)
@@ -287,7 +287,7 @@ def test_forcing_a_level_the_cpu_cannot_run_is_refused(monkeypatch):
   library = _FakeLibrary()
   monkeypatch.setenv(lstm_cpu.ISA_ENV, "avx512")
   with pytest.raises(errors.UserError, match="MUSAE_LSTM_CPU_ISA=avx512 needs instructions this "
-                     "CPU does not have.*this CPU runs avx2, generic"):
+                     "CPU does not have.*this CPU runs avx2, avx, generic"):
     lstm_cpu._select_isa(library)  # pylint: disable=protected-access
   assert library.level == b"avx2"  # Unchanged.
   monkeypatch.setenv(lstm_cpu.ISA_ENV, "generic")
