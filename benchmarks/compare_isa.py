@@ -23,6 +23,11 @@ gradients, sums of [T, B, 4H] over T and B) to reduce-window loops that took ~10
 2-bar step (775 vs 700 ms, Intel Xeon), a cost an AVX2 machine running YNNPACK would not pay.
 Without the cap, a forced avx2 kernel level is measured inside programs that still use AVX-512
 for everything else.
+
+--cap_machine_isa=avx does the same for a CPU with AVX but neither AVX2 nor FMA (Intel Sandy and
+Ivy Bridge; jaxlib needs AVX, so no x86 CPU that runs JAX has less): PyTorch then runs its
+"default" (non-AVX2) kernels. Capped, the fused kernel runs at the cap's level unless --isa names
+levels (e.g. --cap_machine_isa=avx --isa=avx --isa=generic).
 """
 
 import json
@@ -53,6 +58,12 @@ _CAPS = {
         # docstring).
         "XLA_FLAGS": "--xla_cpu_max_isa=AVX2 --xla_cpu_experimental_ynn_fusion_type=reduce",
     },
+    "avx": {
+        "ATEN_CPU_CAPABILITY": "default",  # PyTorch has no AVX-only level: its baseline
+        "ONEDNN_MAX_CPU_ISA": "AVX",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX",
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX --xla_cpu_experimental_ynn_fusion_type=reduce",
+    },
 }
 _CAP_MACHINE_ISA = flags.DEFINE_enum(
     "cap_machine_isa", "", [""] + sorted(_CAPS),
@@ -61,14 +72,15 @@ _CAP_MACHINE_ISA = flags.DEFINE_enum(
 
 def _cap_machine(isa: str) -> list[str]:
   """Sets this process's environment (inherited by every program of the rounds) so that nothing
-  uses instructions above `isa`; returns the fused kernel's levels to measure."""
+  uses instructions above `isa`; returns the fused kernel's levels to measure: --isa's when given,
+  else the cap's own."""
   if not isa:
     return _ISAS.value
   for name, value in _CAPS[isa].items():
     if name == "XLA_FLAGS":
       value = f"{os.environ.get(name, '')} {value}".strip()
     os.environ[name] = value
-  return [isa]
+  return _ISAS.value if _ISAS.present else [isa]
 
 
 def _peak() -> dict:

@@ -17,9 +17,9 @@ Instruction sets: the library holds the kernel compiled for several levels (on x
 "avx2" for AVX2 + FMA, "avx" for AVX without them, and "generic"; elsewhere "generic") and picks
 the widest this CPU runs when it loads (jaxlib itself needs AVX, so on x86-64 "generic" only
 runs when forced). The environment variable MUSAE_LSTM_CPU_ISA (avx512, avx2, avx, generic;
-"auto" or unset: the widest) forces a level, e.g. to test or time another path on one machine; forcing a level
-this CPU cannot run, or an unknown name, raises errors.UserError at import. ISA is the level in
-use (logged once), VECTOR_WIDTH its vector width in floats.
+"auto" or unset: the widest) forces a level, e.g. to test or time another path on one machine;
+forcing a level this CPU cannot run, or an unknown name, raises errors.UserError at import. ISA is
+the level in use (logged once), VECTOR_WIDTH its vector width in floats.
 """
 
 import ctypes
