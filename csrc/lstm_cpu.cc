@@ -393,11 +393,12 @@ extern "C" int musae_lstm_cpu_vector_width() { return Current().vector_width; }
 
 // The levels this build has, widest first, separated by commas (e.g. "avx512,avx2,avx,generic").
 extern "C" const char* musae_lstm_cpu_compiled_isas() {
-#if defined(__x86_64__) || defined(__i386__)
-  return "avx512,avx2,avx,generic";
-#else
-  return "generic";
-#endif
+  static const std::string names = [] {
+    std::string joined;
+    for (const Kernels* k : kLevels) joined += (joined.empty() ? "" : ",") + std::string(k->name);
+    return joined;
+  }();
+  return names.c_str();
 }
 
 // 1 when this build has the level and this CPU can run it, 0 when the CPU cannot, -1 when the

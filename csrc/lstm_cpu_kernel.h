@@ -21,9 +21,14 @@
 namespace musae_lstm_cpu {
 namespace {
 
+// The AVX2 and AVX levels share 256-bit vectors and every intrinsic used here.
+#if defined(MUSAE_LSTM_ISA_AVX2) || defined(MUSAE_LSTM_ISA_AVX)
+#define MUSAE_LSTM_256_BIT 1
+#endif
+
 #if defined(MUSAE_LSTM_ISA_AVX512)
 constexpr int kVec = 16;  // float lanes per vector register
-#elif defined(MUSAE_LSTM_ISA_AVX2) || defined(MUSAE_LSTM_ISA_AVX)
+#elif defined(MUSAE_LSTM_256_BIT)
 constexpr int kVec = 8;
 #else
 constexpr int kVec = 4;
@@ -68,7 +73,7 @@ inline void Store(float* p, Vf v) { __builtin_memcpy(p, &v, sizeof(v)); }
 // for x = -0.0f, so the compiler keeps the add).
 #if defined(MUSAE_LSTM_ISA_AVX512)
 inline Vf Splat(float x) { return (Vf)_mm512_set1_ps(x); }
-#elif defined(MUSAE_LSTM_ISA_AVX2) || defined(MUSAE_LSTM_ISA_AVX)
+#elif defined(MUSAE_LSTM_256_BIT)
 inline Vf Splat(float x) { return (Vf)_mm256_set1_ps(x); }
 #else
 inline Vf Splat(float x) { return Vf{x, x, x, x}; }
@@ -103,7 +108,7 @@ inline Vf Reciprocal(Vf x) {
   // about _mm512_rcp14_ps's undefined pass-through operand under a target pragma.)
   const Vf r = (Vf)_mm512_maskz_rcp14_ps((__mmask16)0xFFFF, (__m512)x);
   return r * (2.0f - x * r);
-#elif defined(MUSAE_LSTM_ISA_AVX2) || defined(MUSAE_LSTM_ISA_AVX)
+#elif defined(MUSAE_LSTM_256_BIT)
   const Vf r = (Vf)_mm256_rcp_ps((__m256)x);
   return r * (2.0f - x * r);
 #else
@@ -561,3 +566,4 @@ const Kernels MUSAE_LSTM_KERNELS = {MUSAE_LSTM_ISA_NAME,  kVec,         kRowsPer
 
 #undef MUSAE_LSTM_ROWS
 #undef MUSAE_LSTM_ONE_PASS
+#undef MUSAE_LSTM_256_BIT
