@@ -3,9 +3,11 @@ load, and the same config and seed still train to bitwise the same parameters.
 
 The reference files (tests/data/golden_35b2c18/, written by tests/make_golden_params.py at
 commit 35b2c18) hold a tiny run's checkpoint and the final parameters of three tiny trainings.
-Bitwise identity is a property of one machine and one jax build (XLA's CPU code depends on the
-CPU's vector features), so the training comparison runs where the recorded environment matches
-and is skipped, with the reason, elsewhere.
+Bitwise identity is a property of one CPU model and one jax build (XLA's CPU code and its dot
+libraries depend on the CPU's vector features and its microarchitecture: an AMD Zen 5 with the
+same flags as the recording Zen 4 trains to other bits), so the training comparison runs where
+the recorded environment (jax, CPU vendor, family, model and features) matches and is skipped,
+with the reason, elsewhere. Loading the recorded checkpoint is checked everywhere.
 """
 
 import json
