@@ -30,13 +30,18 @@
 // Instruction sets: the vector code (lstm_cpu_kernel.h) is compiled once per level, AVX-512,
 // AVX2 + FMA, AVX and generic (lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc,
 // lstm_cpu_generic.cc), each with its own target attributes, so one build runs on any CPU of its
-// architecture. The level is chosen when the library loads, from the CPU's features (the widest
-// it can run); the Python side can force another with musae_lstm_cpu_set_isa
-// (MUSAE_LSTM_CPU_ISA=avx512|avx2|avx|generic), which refuses a level this CPU cannot run.
+// architecture; the AVX512-BF16 level adds bf16 matmuls (lstm_cpu_avx512_bf16.cc) to the AVX-512
+// level's float32 code. The level is chosen when the library loads, from the CPU's features (the
+// widest it can run); the Python side can force another with musae_lstm_cpu_set_isa
+// (MUSAE_LSTM_CPU_ISA=avx512_bf16|avx512|avx2|avx|generic), which refuses a level this CPU
+// cannot run.
 //
-// Numerics: float32 throughout; tanh uses the same rational approximation as XLA's CPU backend
+// Numerics: float32 by default; tanh uses the same rational approximation as XLA's CPU backend
 // and exp the Cephes polynomial (about 1 ulp), so results match the JAX reference to float32
-// rounding. Denormals are flushed, as XLA does in its own generated code.
+// rounding. Denormals are flushed, as XLA does in its own generated code. With the attribute
+// bf16 (and a level that has bf16 matmuls) the three recurrent matmuls round their operands (h,
+// w_hh, d_pre) to bf16, as a bf16 matmul of the JAX reference does, and accumulate in float32;
+// operands and results stay float32 arrays. At levels without them, bf16 calls run in float32.
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -62,7 +67,20 @@ namespace {
 // The instruction-set levels this build has, widest first, and the one in use.
 
 #if defined(__x86_64__) || defined(__i386__)
-const Kernels* const kLevels[] = {&kAvx512Kernels, &kAvx2Kernels, &kAvxKernels,
+// AVX-512 with bf16 dot instructions: the AVX-512 level's float32 code itself (so a float32 run
+// computes the same bits at either level) and the bf16 matmuls of lstm_cpu_avx512_bf16.cc.
+const Kernels kAvx512Bf16Level = [] {
+  Kernels level = kAvx512Kernels;
+  const Kernels& bf16 = kAvx512Bf16Kernels;
+  level.name = bf16.name;
+  level.forward_pack_bf16 = bf16.forward_pack_bf16;
+  level.forward_rows_bf16 = bf16.forward_rows_bf16;
+  level.backward_pack_bf16 = bf16.backward_pack_bf16;
+  level.backward_rows_bf16 = bf16.backward_rows_bf16;
+  level.weight_grad_units_bf16 = bf16.weight_grad_units_bf16;
+  return level;
+}();
+const Kernels* const kLevels[] = {&kAvx512Bf16Level, &kAvx512Kernels, &kAvx2Kernels, &kAvxKernels,
                                   &kGenericKernels};
 #else
 const Kernels* const kLevels[] = {&kGenericKernels};
@@ -73,6 +91,10 @@ const Kernels* const kLevels[] = {&kGenericKernels};
 bool CpuRuns(const Kernels& k) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
+  if (&k == &kAvx512Bf16Level)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
   if (&k == &kAvx512Kernels)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
            __builtin_cpu_supports("fma");
@@ -222,7 +244,7 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
                        ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
                        ffi::ResultBuffer<ffi::F32> hs,
                        ffi::ResultBuffer<ffi::F32> cs, ffi::ResultBuffer<ffi::F32>* gates,
-                       bool reverse) {
+                       bool reverse, bool bf16) {
   const auto w_dims = w_hh.dimensions(), x_dims = x_proj.dimensions(), h_dims = hs->dimensions();
   if (auto e = CheckRank(w_dims, 2, "w_hh"); e.failure()) return e;
   if (auto e = CheckRank(x_dims, 3, "x_proj"); e.failure()) return e;
@@ -246,13 +268,16 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
                 cs->typed_data(),
                 gates == nullptr ? nullptr : (*gates)->typed_data()};
   if (shape.steps == 0 || shape.batch == 0) return ffi::Error::Success();
-  const int64_t per_group = kernels.forward_packed_floats(shape.hidden);
-  FloatBuffer packed_buffer =
-      PackWeights(pool, shape, a.w_hh, per_group, kernels.forward_pack);
+  // bf16 matmuls where the level has them; elsewhere the float32 code (see lstm_cpu.py).
+  const bool pairs = bf16 && kernels.forward_rows_bf16 != nullptr;
+  const int64_t per_group = kernels.forward_packed_floats(shape.hidden) / (pairs ? 2 : 1);
+  FloatBuffer packed_buffer = PackWeights(
+      pool, shape, a.w_hh, per_group, pairs ? kernels.forward_pack_bf16 : kernels.forward_pack);
   const float* packed = packed_buffer.data();
+  const auto rows = pairs ? kernels.forward_rows_bf16 : kernels.forward_rows;
   RunUnits(pool, shape.groups, shape.batch, kernels.rows_per_tile,
-           [&a, &kernels, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
-             kernels.forward_rows(a, g, r0, r1, packed + g * per_group);
+           [&a, rows, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
+             rows(a, g, r0, r1, packed + g * per_group);
            });
   return ffi::Error::Success();
 }
@@ -261,16 +286,16 @@ ffi::Error ForwardTrain(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
                         ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_hh,
                         ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
                         ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> cs,
-                        ffi::ResultBuffer<ffi::F32> gates, bool reverse) {
-  return ForwardImpl(pool, x_proj, bias, w_hh, h0, c0, hs, cs, &gates, reverse);
+                        ffi::ResultBuffer<ffi::F32> gates, bool reverse, bool bf16) {
+  return ForwardImpl(pool, x_proj, bias, w_hh, h0, c0, hs, cs, &gates, reverse, bf16);
 }
 
 ffi::Error ForwardInfer(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
                         ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_hh,
                         ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
                         ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> cs,
-                        bool reverse) {
-  return ForwardImpl(pool, x_proj, bias, w_hh, h0, c0, hs, cs, nullptr, reverse);
+                        bool reverse, bool bf16) {
+  return ForwardImpl(pool, x_proj, bias, w_hh, h0, c0, hs, cs, nullptr, reverse, bf16);
 }
 
 ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::Buffer<ffi::F32> h0,
@@ -280,7 +305,7 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
                         ffi::Buffer<ffi::F32> d_c_last, ffi::ResultBuffer<ffi::F32> d_x_proj,
                         ffi::ResultBuffer<ffi::F32> d_bias, ffi::ResultBuffer<ffi::F32> d_w_hh,
                         ffi::ResultBuffer<ffi::F32> d_h0, ffi::ResultBuffer<ffi::F32> d_c0,
-                        bool reverse) {
+                        bool reverse, bool bf16) {
   const auto w_dims = w_hh.dimensions(), c_dims = cs.dimensions(), x_dims = d_x_proj->dimensions();
   if (auto e = CheckRank(w_dims, 2, "w_hh"); e.failure()) return e;
   if (auto e = CheckRank(c_dims, 3, "cs"); e.failure()) return e;
@@ -323,18 +348,19 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
     std::fill(d_x_proj->typed_data(), d_x_proj->typed_data() + d_x_proj->element_count(), 0.0f);
     return ffi::Error::Success();
   }
-  const int64_t per_group = kernels.backward_packed_floats(shape.hidden);
-  FloatBuffer packed_buffer =
-      PackWeights(pool, shape, a.w_hh, per_group, kernels.backward_pack);
+  const bool pairs = bf16 && kernels.backward_rows_bf16 != nullptr;
+  const int64_t per_group = kernels.backward_packed_floats(shape.hidden) / (pairs ? 2 : 1);
+  FloatBuffer packed_buffer = PackWeights(
+      pool, shape, a.w_hh, per_group, pairs ? kernels.backward_pack_bf16 : kernels.backward_pack);
   const float* packed = packed_buffer.data();
+  const auto rows = pairs ? kernels.backward_rows_bf16 : kernels.backward_rows;
   RunUnits(pool, shape.groups, shape.batch, kernels.rows_per_tile,
-           [&a, &kernels, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
-             kernels.backward_rows(a, g, r0, r1, packed + g * per_group);
+           [&a, rows, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
+             rows(a, g, r0, r1, packed + g * per_group);
            });
+  const auto units = pairs ? kernels.weight_grad_units_bf16 : kernels.weight_grad_units;
   RunUnits(pool, shape.groups, shape.hidden, kernels.rows_per_tile,
-           [&a, &kernels](int64_t g, int64_t u0, int64_t u1) {
-             kernels.weight_grad_units(a, g, u0, u1);
-           });
+           [&a, units](int64_t g, int64_t u0, int64_t u1) { units(a, g, u0, u1); });
   return ffi::Error::Success();
 }
 
@@ -363,10 +389,11 @@ auto ForwardBinding() {
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmForwardTrain, ForwardTrain,
                               ForwardBinding()
                                   .Ret<ffi::Buffer<ffi::F32>>()  // activated gates
-                                  .Attr<bool>("reverse"));
+                                  .Attr<bool>("reverse")
+                                  .Attr<bool>("bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmForwardInfer, ForwardInfer,
-                              ForwardBinding().Attr<bool>("reverse"));
+                              ForwardBinding().Attr<bool>("reverse").Attr<bool>("bf16"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmBackward, BackwardImpl,
                               ffi::Ffi::Bind()
@@ -385,11 +412,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmBackward, BackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_w_hh
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_h0
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_c0
-                                  .Attr<bool>("reverse"));
+                                  .Attr<bool>("reverse")
+                                  .Attr<bool>("bf16"));
 
 // The level in use: its name and vector width (floats; the hidden size must be a multiple).
 extern "C" const char* musae_lstm_cpu_isa() { return Current().name; }
 extern "C" int musae_lstm_cpu_vector_width() { return Current().vector_width; }
+// 1 when the level in use has bf16 matmuls (a call with bf16=true runs them), else 0.
+extern "C" int musae_lstm_cpu_bf16_matmuls() { return Current().forward_rows_bf16 != nullptr; }
 
 // The levels this build has, widest first, separated by commas (e.g. "avx512,avx2,avx,generic").
 extern "C" const char* musae_lstm_cpu_compiled_isas() {

@@ -1,6 +1,6 @@
 // Declarations shared by the fused CPU LSTM's dispatcher (lstm_cpu.cc) and its per-ISA kernel
-// builds (lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc, lstm_cpu_generic.cc, each
-// compiling lstm_cpu_kernel.h for one instruction set). Plain data only: no code lives here, so
+// builds (lstm_cpu_avx512_bf16.cc, lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc,
+// lstm_cpu_generic.cc, each compiling lstm_cpu_kernel.h for one instruction set). Plain data only: no code lives here, so
 // that no inline function or template instance can be emitted by a translation unit compiled for
 // a wider instruction set and then picked by the linker for the others.
 
@@ -59,7 +59,7 @@ struct BackwardArgs {
 // repacks w_hh once per call into a buffer of the size the level asks for (each thread packing a
 // range of hidden units), and the row functions of every thread then read that one copy.
 struct Kernels {
-  const char* name;   // "avx512", "avx2", "avx", "generic"
+  const char* name;   // "avx512_bf16", "avx512", "avx2", "avx", "generic"
   int vector_width;   // float lanes; the hidden size must be a multiple
   int rows_per_tile;  // batch rows of one register tile
   int64_t (*forward_packed_floats)(int64_t hidden);
@@ -80,9 +80,22 @@ struct Kernels {
   // writes the bias gradient.
   void (*weight_grad_units)(const BackwardArgs& a, int64_t group, int64_t unit_begin,
                             int64_t unit_end);
+  // The same five with bf16 operands in the three matmuls (float32 accumulation; packed weights
+  // in half the floats of the float32 layouts), or null at a level without bf16 dot instructions.
+  void (*forward_pack_bf16)(const float* w_hh, int64_t hidden, int64_t unit_begin,
+                            int64_t unit_end, float* packed);
+  void (*forward_rows_bf16)(const ForwardArgs& a, int64_t group, int64_t row_begin,
+                            int64_t row_end, const float* packed);
+  void (*backward_pack_bf16)(const float* w_hh, int64_t hidden, int64_t unit_begin,
+                             int64_t unit_end, float* packed);
+  void (*backward_rows_bf16)(const BackwardArgs& a, int64_t group, int64_t row_begin,
+                             int64_t row_end, const float* packed);
+  void (*weight_grad_units_bf16)(const BackwardArgs& a, int64_t group, int64_t unit_begin,
+                                 int64_t unit_end);
 };
 
 #if defined(__x86_64__) || defined(__i386__)
+extern const Kernels kAvx512Bf16Kernels;  // its bf16 entries; lstm_cpu.cc adds the float32 ones
 extern const Kernels kAvx512Kernels;
 extern const Kernels kAvx2Kernels;
 extern const Kernels kAvxKernels;

@@ -12,6 +12,14 @@
 // AVX2 + FMA (8 floats, 16 registers: 6 rows x 2 vectors, twice), AVX (the same tiles, each
 // multiply-add a multiply and an add), generic (GCC vector extensions of 4 floats: SSE2 on
 // x86-64, 6 x 2 twice; NEON on aarch64, 6 x 4).
+//
+// bf16 matmuls (MUSAE_LSTM_BF16, with AVX-512 only: lstm_cpu_avx512_bf16.cc): the three recurrent
+// matmuls take bfloat16 operands and accumulate in float32 with VDPBF16PS, which multiplies
+// pairs of bf16 values adjacent along the depth and adds both products to one float lane. Their
+// operands are therefore stored as "pairs": one 32-bit slot (a float-sized element of the same
+// buffers and layouts as the float32 path) holds the bf16 values of two consecutive depth
+// indices, so a pairs matmul is the float32 one at half the depth. Everything else (gates, cell,
+// states, the bias and every gradient) stays float32.
 
 #if !defined(MUSAE_LSTM_ISA_AVX512) && !defined(MUSAE_LSTM_ISA_AVX2) && \
     !defined(MUSAE_LSTM_ISA_AVX) && !defined(MUSAE_LSTM_ISA_GENERIC)
@@ -79,6 +87,38 @@ inline Vf Splat(float x) { return (Vf)_mm256_set1_ps(x); }
 inline Vf Splat(float x) { return Vf{x, x, x, x}; }
 #endif
 inline Vf Min(Vf a, Vf b) { return a < b ? a : b; }
+
+#if defined(MUSAE_LSTM_BF16)
+// x rounded to bf16 (to nearest, ties to even) in the low 16 bits, as VCVTNEPS2BF16 rounds a
+// normal float. For the few values converted one at a time.
+inline uint32_t Bf16Bits(float x) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &x, sizeof(bits));
+  return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+}
+
+// The pair slot of (lo, hi): lo's bf16 in the low half, as VDPBF16PS reads an even and an odd
+// depth index.
+inline float PairOf(float lo, float hi) {
+  const uint32_t pair = Bf16Bits(lo) | (Bf16Bits(hi) << 16);
+  float slot;
+  __builtin_memcpy(&slot, &pair, sizeof(slot));
+  return slot;
+}
+
+// Lane u of the result is the pair slot of (lo[u], hi[u]).
+inline Vf PairsOf(Vf lo, Vf hi) {
+  const __m512i low = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh((__m512)lo));
+  const __m512i high = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh((__m512)hi));
+  return (Vf)_mm512_or_si512(low, _mm512_slli_epi32(high, 16));
+}
+
+// x's kVec lanes as bf16, consecutive: kVec / 2 pair slots of consecutive depth indices.
+inline void StoreBf16(float* slots, Vf x) {
+  const __m256bh packed = _mm512_cvtneps_pbh((__m512)x);
+  __builtin_memcpy(slots, &packed, sizeof(packed));
+}
+#endif
 inline Vf Max(Vf a, Vf b) { return a > b ? a : b; }
 
 // exp(x), Cephes single-precision polynomial; inputs clamped to the normal float range.
@@ -172,6 +212,44 @@ inline void PanelMatmulN(const float* a, int64_t lda, int64_t a_step, const floa
   }
 }
 
+#if defined(MUSAE_LSTM_BF16)
+// PanelMatmulN on pair slots (a and b both; depth counts pairs): each step adds the products of
+// two depth indices to every float lane.
+template <int MR, int NV>
+inline void PanelMatmulPairsN(const float* a, int64_t lda, int64_t a_step, const float* b,
+                              int64_t ldb, int64_t depth, Vf (&acc)[MR][NV]) {
+  // The sums in the intrinsics' own type: accumulating into acc through casts made GCC keep
+  // them on the stack, a store and a load per instruction.
+  __m512 sum[MR][NV];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) sum[m][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < depth; ++k) {
+    __m512bh bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV * kVec; v += kCacheLineFloats)
+      __builtin_prefetch(reinterpret_cast<const void*>(
+                             reinterpret_cast<uintptr_t>(b + v) + 8 * ldb * sizeof(float)),
+                         0, 3);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_ps(b + v * kVec);
+    b += ldb;
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      // A broadcast of the slot's 32 bits (vbroadcastss moves bits; nothing is converted).
+      const __m512bh am = (__m512bh)_mm512_set1_ps(a[m * lda + k * a_step]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) sum[m][v] = _mm512_dpbf16_ps(sum[m][v], am, bv[v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[m][v] = (Vf)sum[m][v];
+}
+#endif
+
 // The same for the 4 gate vectors of a panel (NV = 4). With 32 vector registers (AVX-512, NEON)
 // in one pass: 6 rows x 4 vectors = 24 accumulators, the panel's 4 vectors and a broadcast. With
 // 16 (AVX2, SSE) in two passes over the two halves of the panel, 6 rows x 2 vectors = 12
@@ -180,9 +258,17 @@ inline void PanelMatmulN(const float* a, int64_t lda, int64_t a_step, const floa
 // than this; one pass of 6 x 4, the AVX-512 tiling with 8-float vectors, spills and ran about
 // 1.5x slower. Unrolling the depth loop changed nothing.) Each accumulator sees the same
 // operations in the same order either way.
-template <int MR>
+template <int MR, bool kPairs = false>
 inline void PanelMatmul(const float* a, int64_t lda, int64_t a_step, const float* b, int64_t ldb,
                         int64_t depth, Vf (&acc)[MR][kGates]) {
+#if defined(MUSAE_LSTM_BF16)
+  if constexpr (kPairs) {
+    PanelMatmulPairsN<MR, kGates>(a, lda, a_step, b, ldb, depth, acc);
+    return;
+  }
+#else
+  static_assert(!kPairs, "pair slots need the AVX512-BF16 level");
+#endif
 #if MUSAE_LSTM_ONE_PASS
   PanelMatmulN<MR, kGates>(a, lda, a_step, b, ldb, depth, acc);
 #else
@@ -215,11 +301,30 @@ void PackForward(const float* w, int64_t hidden, int64_t k_begin, int64_t k_end,
                          w + k * cols + v * hidden + j * kVec, kVec * sizeof(float));
 }
 
-// Hidden block j (units col..col + kVec) of rows [row, row + MR) for one step.
-template <int MR>
+#if defined(MUSAE_LSTM_BF16)
+// PackForward in pair slots: packed[j][k2][v * kVec + u] holds rows 2 k2 and 2 k2 + 1 of w (half
+// the depth, half the floats). This call writes the pairs whose even row is in [k_begin, k_end),
+// so calls over ranges that tile [0, hidden) write every pair once.
+void PackForwardPairs(const float* w, int64_t hidden, int64_t k_begin, int64_t k_end,
+                      float* packed) {
+  const int64_t blocks = hidden / kVec, cols = kGates * hidden, pairs = hidden / 2;
+  for (int64_t k2 = (k_begin + 1) / 2; 2 * k2 < k_end; ++k2)
+    for (int64_t j = 0; j < blocks; ++j)
+      for (int v = 0; v < kGates; ++v) {
+        const float* even = w + 2 * k2 * cols + v * hidden + j * kVec;
+        Store(packed + ((j * pairs + k2) * kGates + v) * kVec,
+              PairsOf(Load(even), Load(even + cols)));
+      }
+}
+#endif
+
+// Hidden block j (units col..col + kVec) of rows [row, row + MR) for one step. The matmul reads
+// the tile's rows of h_{t-1} at h_rows (lda apart): floats, or pair slots (kPairs), which the
+// epilogue then also writes for h_t at h_pairs_out (lda apart).
+template <int MR, bool kPairs>
 void ForwardTile(const ForwardArgs& a, const float* packed_j, int64_t row, int64_t col,
-                 const float* h_prev, const float* c_prev, const float* x_t, const float* bias,
-                 float* h_t, float* c_t, float* g_t) {
+                 const float* h_rows, int64_t lda, const float* c_prev, const float* x_t,
+                 const float* bias, float* h_t, float* c_t, float* g_t, float* h_pairs_out) {
   const int64_t hidden = a.shape.hidden, cols = kGates * hidden;
   // The epilogue's x_proj lines (4 gates of each row, 1 KiB+ apart, a new set every tile: no
   // hardware prefetcher follows that), requested before the matmul so that they arrive while it
@@ -230,7 +335,8 @@ void ForwardTile(const ForwardArgs& a, const float* packed_j, int64_t row, int64
     for (int v = 0; v < kGates; ++v)
       __builtin_prefetch(x_t + (row + m) * cols + v * hidden + col, 0, 3);
   Vf acc[MR][kGates];
-  PanelMatmul<MR>(h_prev + row * hidden, hidden, 1, packed_j, kGates * kVec, hidden, acc);
+  PanelMatmul<MR, kPairs>(h_rows, lda, 1, packed_j, kGates * kVec, kPairs ? hidden / 2 : hidden,
+                          acc);
   Vf b[kGates];
 #pragma GCC unroll 4
   for (int v = 0; v < kGates; ++v) b[v] = Load(bias + v * hidden + col);
@@ -245,7 +351,11 @@ void ForwardTile(const ForwardArgs& a, const float* packed_j, int64_t row, int64
     const Vf o = Sigmoid(acc[m][3] + (Load(x + 3 * hidden) + b[3]));
     const Vf c = f * Load(c_prev + r * hidden + col) + i * g;
     Store(c_t + r * hidden + col, c);
-    Store(h_t + r * hidden + col, o * Tanh(c));
+    const Vf h = o * Tanh(c);
+    Store(h_t + r * hidden + col, h);
+#if defined(MUSAE_LSTM_BF16)
+    if constexpr (kPairs) StoreBf16(h_pairs_out + m * lda + col / 2, h);
+#endif
     if (g_t != nullptr) {
       float* gr = g_t + r * cols + col;
       Store(gr, i);
@@ -256,7 +366,9 @@ void ForwardTile(const ForwardArgs& a, const float* packed_j, int64_t row, int64
   }
 }
 
-// Rows [row_begin, row_end) of one recurrence over all steps; `packed` is its w_hh, packed.
+// Rows [row_begin, row_end) of one recurrence over all steps; `packed` is its w_hh, packed (in
+// pair slots for kPairs).
+template <bool kPairs>
 void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
                  const float* packed) {
   const Shape& s = a.shape;
@@ -266,6 +378,15 @@ void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t
   float* hs = a.hs + group * s.steps * state;
   float* cs = a.cs + group * s.steps * state;
   float* gates = a.gates == nullptr ? nullptr : a.gates + group * s.steps * s.batch * cols;
+  // With kPairs, the matmul reads h_{t-1} of these rows as bf16 pair slots: h0's converted here,
+  // then each step's written by the epilogue that computes it, into the other of two buffers.
+  const int64_t rows = row_end - row_begin, lda = kPairs ? hidden / 2 : hidden;
+  FloatScratch pairs(kPairs ? 2 * rows * lda : 0);
+#if defined(MUSAE_LSTM_BF16)
+  if constexpr (kPairs)
+    for (int64_t k = 0; k < rows * hidden; k += kVec)
+      StoreBf16(pairs.data + k / 2, Load(a.h0 + group * state + row_begin * hidden + k));
+#endif
   for (int64_t n = 0; n < s.steps; ++n) {
     const int64_t t = a.reverse ? s.steps - 1 - n : n;
     const int64_t before = a.reverse ? t + 1 : t - 1;
@@ -273,16 +394,20 @@ void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t
     const float* c_prev = n == 0 ? a.c0 + group * state : cs + before * state;
     const float* x_t = x + (a.constant_input ? 0 : t * s.batch * cols);
     float* g_t = gates == nullptr ? nullptr : gates + t * s.batch * cols;
+    const float* pairs_prev = pairs.data + (n % 2) * rows * lda;
+    float* pairs_next = pairs.data + ((n + 1) % 2) * rows * lda;
     // Hidden blocks outside, row tiles inside: a block's panel of w_hh (hidden x 4 vectors) is
     // read from the outer caches once a step and then reused from L1/L2 by every row tile.
     for (int64_t j = 0; j < hidden / kVec; ++j) {
-      const float* packed_j = packed + j * hidden * kGates * kVec;
+      const float* packed_j = packed + j * lda * kGates * kVec;
       for (int64_t row = row_begin; row < row_end; row += kRowsPerTile) {
+        const float* h_rows = kPairs ? pairs_prev + (row - row_begin) * lda : h_prev + row * lda;
+        float* h_pairs_out = pairs_next + (row - row_begin) * lda;
         switch (MinI(kRowsPerTile, row_end - row)) {
-#define MUSAE_FORWARD_CASE(MR)                                                        \
-  case MR:                                                                            \
-    ForwardTile<MR>(a, packed_j, row, j * kVec, h_prev, c_prev, x_t, bias,            \
-                    hs + t * state, cs + t * state, g_t);                             \
+#define MUSAE_FORWARD_CASE(MR)                                                          \
+  case MR:                                                                              \
+    ForwardTile<MR, kPairs>(a, packed_j, row, j * kVec, h_rows, lda, c_prev, x_t, bias, \
+                            hs + t * state, cs + t * state, g_t, h_pairs_out);          \
     break;
           MUSAE_FORWARD_CASE(1)
           MUSAE_FORWARD_CASE(2)
@@ -339,13 +464,35 @@ void PackBackward(const float* w, int64_t hidden, int64_t u_begin, int64_t u_end
   }
 }
 
-// dh[rows, panel p] = d_pre[rows] @ w_hh^T[:, panel p] for rows [row, row + MR).
-template <int MR>
-void BackwardTile(const float* packed_p, int64_t hidden, int64_t p, const float* d_pre,
-                  int64_t row, float* dh) {
-  const int64_t cols = kGates * hidden, panel = kGates * kVec;
+#if defined(MUSAE_LSTM_BF16)
+// PackBackward in pair slots: packed[p][k2][u] holds w[p * 4 * kVec + u][2 k2, 2 k2 + 1] (half
+// the depth, half the floats), zero-padded past the last hidden unit.
+void PackBackwardPairs(const float* w, int64_t hidden, int64_t u_begin, int64_t u_end,
+                       float* packed) {
+  const int64_t pairs = kGates * hidden / 2, panel = kGates * kVec;
+  for (int64_t u = u_begin; u < u_end; ++u) {
+    const float* w_row = w + u * 2 * pairs;
+    float* out = packed + (u / panel) * pairs * panel + u % panel;
+    for (int64_t k2 = 0; k2 < pairs; ++k2)
+      out[k2 * panel] = PairOf(w_row[2 * k2], w_row[2 * k2 + 1]);
+  }
+  const int64_t padded = (hidden + panel - 1) / panel * panel;
+  if (u_end == hidden && padded != hidden) {
+    float* last = packed + (hidden / panel) * pairs * panel;
+    for (int64_t k2 = 0; k2 < pairs; ++k2)
+      for (int64_t u = hidden % panel; u < panel; ++u) last[k2 * panel + u] = 0.0f;
+  }
+}
+#endif
+
+// dh[rows, panel p] = d_pre[rows] @ w_hh^T[:, panel p] for rows [row, row + MR), the tile's rows
+// of d_pre at d_pre_rows, lda apart (floats, or pair slots for kPairs).
+template <int MR, bool kPairs>
+void BackwardTile(const float* packed_p, int64_t hidden, int64_t p, const float* d_pre_rows,
+                  int64_t lda, int64_t row, float* dh) {
+  const int64_t panel = kGates * kVec;
   Vf acc[MR][kGates];
-  PanelMatmul<MR>(d_pre + row * cols, cols, 1, packed_p, panel, cols, acc);
+  PanelMatmul<MR, kPairs>(d_pre_rows, lda, 1, packed_p, panel, lda, acc);
   const int64_t valid = MinI(kGates, (hidden - p * panel) / kVec);
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
@@ -353,7 +500,9 @@ void BackwardTile(const float* packed_p, int64_t hidden, int64_t p, const float*
       Store(dh + (row + m) * hidden + p * panel + v * kVec, acc[m][v]);
 }
 
-// The reverse-time loop for batch rows [row_begin, row_end) of one recurrence.
+// The reverse-time loop for batch rows [row_begin, row_end) of one recurrence; `packed` is
+// w_hh^T packed (in pair slots for kPairs).
+template <bool kPairs>
 void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
                   const float* packed) {
   const Shape& s = a.shape;
@@ -372,6 +521,10 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
   const int64_t first = row_begin * hidden, count = (row_end - row_begin) * hidden;
   __builtin_memcpy(dh_later + first, a.d_h_last + group * state + first, count * sizeof(float));
   __builtin_memcpy(dc_later + first, a.d_c_last + group * state + first, count * sizeof(float));
+  // With kPairs, dh's matmul reads this step's d_pre of these rows as bf16 pair slots, written
+  // beside the float32 d_pre as it is computed.
+  const int64_t lda = kPairs ? cols / 2 : cols;
+  FloatScratch d_pre_pairs(kPairs ? (row_end - row_begin) * lda : 0);
   // Time in the opposite order of the forward pass.
   auto time_of = [&a, &s](int64_t n) { return a.reverse ? n : s.steps - 1 - n; };
   auto c_before_of = [&a, &s, cs, group, state](int64_t t) {
@@ -415,6 +568,12 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
                                    dc * i * (1.0f - gg * gg), dh * tanh_c * o * (1.0f - o)};
         float* dp = dp_t + r * cols + col;
         for (int v = 0; v < kGates; ++v) Store(dp + v * hidden, d_gate[v]);
+#if defined(MUSAE_LSTM_BF16)
+        if constexpr (kPairs)
+          for (int v = 0; v < kGates; ++v)
+            StoreBf16(d_pre_pairs.data + (r - row_begin) * lda + (v * hidden + col) / 2,
+                      d_gate[v]);
+#endif
         if (d_x_sum != nullptr) {
           float* sum = d_x_sum + r * cols + col;
           for (int v = 0; v < kGates; ++v)
@@ -425,12 +584,14 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
     }
     // Panels outside, row tiles inside: a panel of w_hh^T is reused from L2 by every row tile.
     for (int64_t p = 0; p * panel < hidden; ++p) {
-      const float* packed_p = packed + p * cols * panel;
+      const float* packed_p = packed + p * lda * panel;
       for (int64_t row = row_begin; row < row_end; row += kRowsPerTile) {
+        const float* d_pre_rows =
+            kPairs ? d_pre_pairs.data + (row - row_begin) * lda : dp_t + row * lda;
         switch (MinI(kRowsPerTile, row_end - row)) {
-#define MUSAE_BACKWARD_CASE(MR)                                             \
-  case MR:                                                                  \
-    BackwardTile<MR>(packed_p, hidden, p, dp_t, row, dh_later);             \
+#define MUSAE_BACKWARD_CASE(MR)                                                           \
+  case MR:                                                                                \
+    BackwardTile<MR, kPairs>(packed_p, hidden, p, d_pre_rows, lda, row, dh_later);        \
     break;
           MUSAE_BACKWARD_CASE(1)
           MUSAE_BACKWARD_CASE(2)
@@ -460,11 +621,11 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
 // cache by every tile of units (d_pre itself, T*B x 4H, is far larger than the caches).
 constexpr int64_t kDepthChunk = 128;  // 128 x 4 vectors of d_pre = 32 KiB with AVX-512
 
-template <int MR>
+template <int MR, bool kPairs = false>
 void WeightGradTile(const float* a, int64_t lda, int64_t a_step, const float* d_pre, int64_t cols,
                     int64_t depth, bool first_chunk, float* d_w) {
   Vf acc[MR][kGates];
-  PanelMatmul<MR>(a, lda, a_step, d_pre, cols, depth, acc);
+  PanelMatmul<MR, kPairs>(a, lda, a_step, d_pre, cols, depth, acc);
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < kGates; ++v) {
@@ -473,6 +634,10 @@ void WeightGradTile(const float* a, int64_t lda, int64_t a_step, const float* d_
     }
 }
 
+// With kPairs the matmul reads h_before and d_pre as bf16 pair slots of consecutive depth rows
+// (a chunk of odd length padded with a zero row), converted chunk by chunk; the bias gradient
+// still sums the float32 d_pre.
+template <bool kPairs>
 void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, int64_t unit_end) {
   const Shape& s = a.shape;
   const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
@@ -506,12 +671,41 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
   const int64_t full_tiles = units / kRowsPerTile, rest = units % kRowsPerTile;
   const int64_t tiles = full_tiles + (rest > 0);
   FloatScratch h_packed(tiles * kRowsPerTile * kDepthChunk);
+  FloatScratch d_pre_pairs(kPairs ? kDepthChunk / 2 * cols : 0);
   for (const Segment& segment : segments) {
     for (int64_t k = segment.k_begin; k < segment.k_end; k += kDepthChunk) {
       const int64_t chunk = MinI(kDepthChunk, segment.k_end - k);
       const float* h_rows = segment.rows + (k - segment.k_begin) * hidden + unit_begin;
+      // The matmul's depth: rows of the chunk, or pairs of them.
+      const int64_t chunk_depth = kPairs ? (chunk + 1) / 2 : chunk;
+#if defined(MUSAE_LSTM_BF16)
+      if constexpr (kPairs) {
+        // h_packed[tile][kk2][m] = the pair of h_rows[2 kk2, 2 kk2 + 1][tile * rows + m].
+        const int64_t tile_rows[2] = {kRowsPerTile, rest};
+        for (int64_t kk2 = 0; kk2 < chunk_depth; ++kk2) {
+          const float* even = h_rows + 2 * kk2 * hidden;
+          const bool odd_end = 2 * kk2 + 1 == chunk;
+          for (int64_t tile = 0; tile < tiles; ++tile) {
+            const int64_t mr = tile_rows[tile == full_tiles];
+            float* out = h_packed.data + (tile * kRowsPerTile * chunk_depth + kk2 * mr);
+            for (int64_t m = 0; m < mr; ++m) {
+              const int64_t u = tile * kRowsPerTile + m;
+              out[m] = PairOf(even[u], odd_end ? 0.0f : even[hidden + u]);
+            }
+          }
+        }
+        const float* d_pre_rows = d_pre + k * cols;
+        for (int64_t kk2 = 0; kk2 < chunk_depth; ++kk2) {
+          const float* even = d_pre_rows + 2 * kk2 * cols;
+          const bool odd_end = 2 * kk2 + 1 == chunk;
+          for (int64_t c = 0; c < cols; c += kVec)
+            Store(d_pre_pairs.data + kk2 * cols + c,
+                  PairsOf(Load(even + c), odd_end ? Vf{} : Load(even + cols + c)));
+        }
+      }
+#endif
       // h_packed[tile][kk][m] = h_rows[kk][tile * rows + m], each row of h read once, in order.
-      for (int64_t kk = 0; kk < chunk; ++kk) {
+      for (int64_t kk = 0; !kPairs && kk < chunk; ++kk) {
         const float* row = h_rows + kk * hidden;
         for (int64_t tile = 0; tile < full_tiles; ++tile)
           __builtin_memcpy(h_packed.data + (tile * chunk + kk) * kRowsPerTile,
@@ -522,14 +716,15 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
       }
       for (int64_t p = 0; p < cols; p += panel) {
         const float* b_panel = d_pre + k * cols + p;
+        const float* b_matmul = kPairs ? d_pre_pairs.data + p : b_panel;
         for (int64_t tile = 0; tile < tiles; ++tile) {
           const int64_t u = tile * kRowsPerTile;
-          const float* a_tile = h_packed.data + tile * kRowsPerTile * chunk;
+          const float* a_tile = h_packed.data + tile * kRowsPerTile * chunk_depth;
           float* out = d_w + u * cols + p;
           switch (MinI(kRowsPerTile, units - u)) {
-#define MUSAE_WEIGHT_CASE(MR)                                                 \
-  case MR:                                                                    \
-    WeightGradTile<MR>(a_tile, 1, MR, b_panel, cols, chunk, k == 0, out);     \
+#define MUSAE_WEIGHT_CASE(MR)                                                             \
+  case MR:                                                                                \
+    WeightGradTile<MR, kPairs>(a_tile, 1, MR, b_matmul, cols, chunk_depth, k == 0, out);  \
     break;
             MUSAE_WEIGHT_CASE(1)
             MUSAE_WEIGHT_CASE(2)
@@ -557,10 +752,19 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
 
 }  // namespace
 
-const Kernels MUSAE_LSTM_KERNELS = {MUSAE_LSTM_ISA_NAME,  kVec,         kRowsPerTile,
-                                    ForwardPackedFloats,  PackForward,  ForwardRows,
-                                    BackwardPackedFloats, PackBackward, BackwardRows,
-                                    WeightGradUnits};
+const Kernels MUSAE_LSTM_KERNELS = {
+    MUSAE_LSTM_ISA_NAME,  kVec,         kRowsPerTile,
+    ForwardPackedFloats,  PackForward,  ForwardRows<false>,
+    BackwardPackedFloats, PackBackward, BackwardRows<false>,
+    WeightGradUnits<false>,
+#if defined(MUSAE_LSTM_BF16)
+    PackForwardPairs,     ForwardRows<true>,  PackBackwardPairs, BackwardRows<true>,
+    WeightGradUnits<true>,
+#else
+    nullptr,              nullptr,            nullptr,           nullptr,
+    nullptr,
+#endif
+};
 
 }  // namespace musae_lstm_cpu
 

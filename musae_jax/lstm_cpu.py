@@ -10,13 +10,18 @@ the bias to x_proj as it reads it and keeps the activated gates and cell states;
 walks time back, producing the pre-activation gate gradients (the gradient of x_proj), and then the
 recurrent weight gradient as one matmul over all T*B rows, with the bias gradient (their sum) read
 from the same rows. Parameters are the same plain arrays whatever the kernel, so checkpoints do not
-depend on it. It computes in float32; other matmul dtypes, hidden sizes the vector width does not
-divide, non-CPU backends and runs over several devices use the scan kernel instead.
+depend on it. It computes in float32, or, for a bfloat16 w_hh (config.model.dtype=bfloat16), runs
+its three recurrent matmuls on bf16 operands with float32 accumulation at a level with bf16 dot
+instructions ("avx512_bf16": AMD Zen 4 and later, Intel Cooper Lake and later); at other levels a
+bfloat16 w_hh runs the float32 code, which is exact for it (BF16_MATMULS says which). Hidden
+sizes the vector width does not divide, non-CPU backends and runs over several devices use the
+scan kernel instead.
 
-Instruction sets: the library holds the kernel compiled for several levels (on x86-64: "avx512",
-"avx2" for AVX2 + FMA, "avx" for AVX without them, and "generic"; elsewhere "generic") and picks
-the widest this CPU runs when it loads (jaxlib itself needs AVX, so on x86-64 "generic" only
-runs when forced). The environment variable MUSAE_LSTM_CPU_ISA (avx512, avx2, avx, generic;
+Instruction sets: the library holds the kernel compiled for several levels (on x86-64:
+"avx512_bf16" for AVX-512 with bf16 dot instructions, "avx512", "avx2" for AVX2 + FMA, "avx" for
+AVX without them, and "generic"; elsewhere "generic") and picks the widest this CPU runs when it
+loads (jaxlib itself needs AVX, so on x86-64 "generic" only runs when forced). The environment
+variable MUSAE_LSTM_CPU_ISA (avx512_bf16, avx512, avx2, avx, generic;
 "auto" or unset: the widest) forces a level, e.g. to test or time another path on one machine;
 forcing a level this CPU cannot run, or an unknown name, raises errors.UserError at import. ISA is
 the level in use (logged once), VECTOR_WIDTH its vector width in floats.
@@ -74,11 +79,11 @@ def _select_isa(library: ctypes.CDLL) -> str:
   return library.musae_lstm_cpu_isa().decode()
 
 
-def _load() -> tuple[int, str, tuple[str, ...], tuple[str, ...]] | None:
+def _load() -> tuple[int, str, bool, tuple[str, ...], tuple[str, ...]] | None:
   """Loads the library, chooses its ISA level and registers its FFI targets.
 
-  Returns the level's vector width (floats) and name, the levels the library has and those this
-  CPU runs.
+  Returns the level's vector width (floats), name and whether it has bf16 matmuls, the levels the
+  library has and those this CPU runs.
   """
   path = library_path()
   if path is None:
@@ -105,7 +110,7 @@ def _load() -> tuple[int, str, tuple[str, ...], tuple[str, ...]] | None:
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
                                 platform="cpu")
   if legacy:
-    return int(library.musae_lstm_cpu_vector_width()), "native", ("native",), ("native",)
+    return int(library.musae_lstm_cpu_vector_width()), "native", False, ("native",), ("native",)
   library.musae_lstm_cpu_isa.restype = ctypes.c_char_p
   library.musae_lstm_cpu_compiled_isas.restype = ctypes.c_char_p
   library.musae_lstm_cpu_set_isa.argtypes = [ctypes.c_char_p]
@@ -114,21 +119,24 @@ def _load() -> tuple[int, str, tuple[str, ...], tuple[str, ...]] | None:
   # the vector width, and so which shapes JAX sends to the kernel.
   isa = _select_isa(library)
   width = int(library.musae_lstm_cpu_vector_width())
+  bf16_matmuls = (hasattr(library, "musae_lstm_cpu_bf16_matmuls") and
+                  library.musae_lstm_cpu_bf16_matmuls() == 1)
   logging.info("Fused CPU LSTM kernel: %s level (%d floats a vector)%s.", isa, width,
                f", forced by {ISA_ENV}" if os.environ.get(ISA_ENV, "auto") != "auto" else "")
-  return (width, isa) + _levels(library)
+  return (width, isa, bf16_matmuls) + _levels(library)
 
 
 _LOADED = _load()
-# The level in use and its width; the levels the library has and those this CPU runs (widest
-# first). None and () when the library is not there; "native" for a library built before the
-# run-time dispatch.
-VECTOR_WIDTH, ISA, COMPILED_ISAS, RUNNABLE_ISAS = (
-    _LOADED if _LOADED is not None else (None, None, (), ()))
+# The level in use, its width and whether it has bf16 matmuls; the levels the library has and
+# those this CPU runs (widest first). None, False and () when the library is not there; "native"
+# for a library built before the run-time dispatch.
+VECTOR_WIDTH, ISA, BF16_MATMULS, COMPILED_ISAS, RUNNABLE_ISAS = (
+    _LOADED if _LOADED is not None else (None, None, False, (), ()))
 AVAILABLE = VECTOR_WIDTH is not None
 
 
-def _forward(x_proj, bias, w_hh, h0, c0, reverse: bool, num_steps: int, keep_gates: bool):
+def _forward(x_proj, bias, w_hh, h0, c0, reverse: bool, bf16: bool, num_steps: int,
+             keep_gates: bool):
   """The forward FFI call: hs, cs [T, B, H] (and the activated gates [T, B, 4H])."""
   batch, hidden = h0.shape
   state = jax.ShapeDtypeStruct((num_steps, batch, hidden), jnp.float32)
@@ -140,7 +148,7 @@ def _forward(x_proj, bias, w_hh, h0, c0, reverse: bool, num_steps: int, keep_gat
   # Under jax.vmap every operand gets the mapped axis in front; the kernel treats leading axes
   # as independent recurrences.
   call = jax.ffi.ffi_call(target, results, vmap_method="broadcast_all")
-  return call(x_proj, bias, w_hh, h0, c0, reverse=reverse)
+  return call(x_proj, bias, w_hh, h0, c0, reverse=reverse, bf16=bf16)
 
 
 def _last(hs, cs, reverse: bool):
@@ -149,20 +157,22 @@ def _last(hs, cs, reverse: bool):
   return hs[index], cs[index]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
-def _fused(x_proj, bias, w_hh, h0, c0, reverse: bool, num_steps: int, constant: bool):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
+def _fused(x_proj, bias, w_hh, h0, c0, reverse: bool, bf16: bool, num_steps: int,
+           constant: bool):
   del constant  # Only the backward pass needs it.
-  hs, cs = _forward(x_proj, bias, w_hh, h0, c0, reverse, num_steps, keep_gates=False)
+  hs, cs = _forward(x_proj, bias, w_hh, h0, c0, reverse, bf16, num_steps, keep_gates=False)
   return hs, _last(hs, cs, reverse)
 
 
-def _fused_fwd(x_proj, bias, w_hh, h0, c0, reverse, num_steps, constant):
+def _fused_fwd(x_proj, bias, w_hh, h0, c0, reverse, bf16, num_steps, constant):
   del constant
-  hs, cs, gates = _forward(x_proj, bias, w_hh, h0, c0, reverse, num_steps, keep_gates=True)
+  hs, cs, gates = _forward(x_proj, bias, w_hh, h0, c0, reverse, bf16, num_steps,
+                           keep_gates=True)
   return (hs, _last(hs, cs, reverse)), (bias, w_hh, h0, c0, hs, cs, gates)
 
 
-def _fused_bwd(reverse, num_steps, constant, residuals, cotangents):
+def _fused_bwd(reverse, bf16, num_steps, constant, residuals, cotangents):
   bias, w_hh, h0, c0, hs, cs, gates = residuals
   d_hs, (d_h_last, d_c_last) = cotangents
   batch = h0.shape[0]
@@ -179,7 +189,7 @@ def _fused_bwd(reverse, num_steps, constant, residuals, cotangents):
       vmap_method="broadcast_all")
   f32 = lambda x: x.astype(jnp.float32)
   return tuple(call(w_hh, h0, hs, gates, cs, c0, f32(d_hs), f32(d_h_last), f32(d_c_last),
-                    reverse=reverse))
+                    reverse=reverse, bf16=bf16))
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
@@ -192,7 +202,7 @@ def supports(w_hh: jax.Array) -> bool:
   devices (or processes) XLA would gather its operands and run it replicated on every device.
   """
   return (AVAILABLE and jax.default_backend() == "cpu" and jax.device_count() == 1 and
-          w_hh.dtype == jnp.float32 and w_hh.shape[0] % VECTOR_WIDTH == 0)
+          w_hh.dtype in (jnp.float32, jnp.bfloat16) and w_hh.shape[0] % VECTOR_WIDTH == 0)
 
 
 def fused(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *, reverse: bool,
@@ -202,4 +212,8 @@ def fused(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *, r
   constant = x_proj.shape[0] == 1 and num_steps != 1
   if bias is None:
     bias = jnp.zeros(x_proj.shape[-1:], jnp.float32)
-  return _fused(x_proj, bias.astype(jnp.float32), w_hh, h0, c0, reverse, num_steps, constant)
+  # The kernel reads float32 arrays; a bfloat16 w_hh converts exactly (and its gradient, float32
+  # from the kernel, back to bfloat16 by the conversion's transpose, as for any bf16 operand).
+  bf16 = w_hh.dtype == jnp.bfloat16
+  return _fused(x_proj, bias.astype(jnp.float32), w_hh.astype(jnp.float32), h0, c0, reverse,
+                bf16, num_steps, constant)

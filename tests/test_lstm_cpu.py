@@ -181,7 +181,7 @@ _CHECK_LEVEL = textwrap.dedent("""
       w = jax.random.normal(keys[1], (hidden, 4 * hidden)) / np.sqrt(hidden)
       h0, c0 = (0.5 * jax.random.normal(k, (batch, hidden)) for k in keys[2:4])
       weights = jax.random.normal(keys[4], (steps, batch, hidden))
-      def objective(impl):
+      def objective(impl, w=w):
         def f(x, w, h0, c0, b):
           hs, (h, c) = lstm.lstm_recurrence(x, w, h0, c0, reverse=reverse, impl=impl,
                                             num_steps=steps, bias=b)
@@ -193,7 +193,22 @@ _CHECK_LEVEL = textwrap.dedent("""
       np.testing.assert_allclose(value, ref_value, rtol=1e-5)
       for grad, ref_grad in zip(grads, ref_grads):
         np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=2e-5)
-    print("ok", lstm_cpu.ISA, lstm_cpu.VECTOR_WIDTH)
+      # A bfloat16 w_hh: bf16 matmuls at a level that has them, within bf16 rounding of the
+      # float32 reference (value and every gradient); elsewhere the float32 code on the rounded
+      # weights, bit for bit.
+      w16 = w.astype(jnp.bfloat16)
+      value16, grads16 = objective("cpu_fused", w16)
+      assert grads16[1].dtype == jnp.bfloat16
+      np.testing.assert_allclose(value16, ref_value, rtol=2e-3)
+      for grad, ref_grad in zip(grads16, ref_grads):
+        scale = float(jnp.abs(ref_grad).max())
+        np.testing.assert_allclose(np.float32(grad), ref_grad, atol=1.5e-2 * scale)
+      exact = objective("cpu_fused", w16.astype(jnp.float32))
+      same = [np.array_equal(np.float32(a), np.float32(b))
+              for a, b in zip((value16,) + grads16[:1] + grads16[2:], (exact[0],) + exact[1][:1] +
+                              exact[1][2:])]
+      assert all(same) != lstm_cpu.BF16_MATMULS, (same, lstm_cpu.BF16_MATMULS)
+    print("ok", lstm_cpu.ISA, lstm_cpu.VECTOR_WIDTH, lstm_cpu.BF16_MATMULS)
     """)
 
 
@@ -204,7 +219,7 @@ def _run_forced(isa, script, *args):
 
 
 @_needs_dispatch
-@pytest.mark.parametrize("isa", ["avx512", "avx2", "avx", "generic"])
+@pytest.mark.parametrize("isa", ["avx512_bf16", "avx512", "avx2", "avx", "generic"])
 def test_every_level_this_cpu_runs_matches_reference(isa):
   if isa not in lstm_cpu.COMPILED_ISAS:
     pytest.skip(f"this build has no {isa} level (levels: {lstm_cpu.COMPILED_ISAS})")
@@ -213,6 +228,7 @@ def test_every_level_this_cpu_runs_matches_reference(isa):
   result = _run_forced(isa, _CHECK_LEVEL, isa)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split()[:2] == ["ok", isa]
+  assert result.stdout.split()[3] == str(isa == "avx512_bf16")  # Which levels have bf16 matmuls.
 
 
 @_needs_dispatch
@@ -223,7 +239,7 @@ def test_the_lowest_level_runs_on_a_default_build():
   assert "generic" in lstm_cpu.RUNNABLE_ISAS
   result = _run_forced("generic", _CHECK_LEVEL, "generic")
   assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stdout.split() == ["ok", "generic", "4"]
+  assert result.stdout.split() == ["ok", "generic", "4", "False"]
 
 
 def _cpu_flags() -> set[str]:
@@ -242,11 +258,13 @@ def test_dispatcher_picks_the_widest_level_the_cpu_runs():
     assert lstm_cpu.ISA == lstm_cpu.RUNNABLE_ISAS[0]
   flags = _cpu_flags()
   if "x86_64" in os.uname().machine and flags:  # Cross-check cpuid with the kernel's view.
-    expected = ("avx512" if {"avx512f", "avx2", "fma"} <= flags else
-                "avx2" if {"avx2", "fma"} <= flags else "avx" if "avx" in flags else "generic")
+    avx512 = {"avx512f", "avx2", "fma"}
+    expected = ("avx512_bf16" if avx512 | {"avx512bw", "avx512_bf16"} <= flags else
+                "avx512" if avx512 <= flags else "avx2" if {"avx2", "fma"} <= flags else
+                "avx" if "avx" in flags else "generic")
     assert lstm_cpu.RUNNABLE_ISAS[0] == expected
-    assert lstm_cpu.COMPILED_ISAS == ("avx512", "avx2", "avx", "generic")
-  widths = {"avx512": 16, "avx2": 8, "avx": 8, "generic": 4}
+    assert lstm_cpu.COMPILED_ISAS == ("avx512_bf16", "avx512", "avx2", "avx", "generic")
+  widths = {"avx512_bf16": 16, "avx512": 16, "avx2": 8, "avx": 8, "generic": 4}
   assert lstm_cpu.VECTOR_WIDTH == widths[lstm_cpu.ISA]
 
 
