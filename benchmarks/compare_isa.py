@@ -42,7 +42,7 @@ from absl import flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import compare_torch  # pylint: disable=g-import-not-at-top,wrong-import-position
-from musae_jax import host_memory  # pylint: disable=g-import-not-at-top,wrong-import-position
+from musae_common import host_memory  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _ISAS = flags.DEFINE_multi_string("isa", ["avx512", "avx2"],
                                   "MUSAE_LSTM_CPU_ISA levels of the cpu_fused runs.")

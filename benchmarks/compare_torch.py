@@ -24,7 +24,7 @@ import sys
 from absl import app
 from absl import flags
 
-from musae_jax import host_memory
+from musae_common import host_memory
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_TORCH = pathlib.Path(os.environ.get("MUSAE_SHARED", REPO.parent / "shared")) / "bench"
@@ -45,7 +45,7 @@ _TORCH_PYTHON = flags.DEFINE_string("torch_python", sys.executable,
 _OUT = flags.DEFINE_string("out", "", "Also append every run's JSON record to this file.")
 _TORCH_KEPT_MEMORY = flags.DEFINE_bool(
     "torch_kept_memory", True, "Also run torch with the glibc malloc settings musae-jax applies to "
-    "itself (musae_jax/host_memory.py, through the equivalent MALLOC_* environment variables), as "
+    "itself (musae_common/host_memory.py, through the equivalent MALLOC_* environment variables), as "
     "program torch_km, and give our ratio to it too: the fair comparison of the kernels.")
 _TASKSET = flags.DEFINE_string("taskset", "", "Run both programs on these CPUs only (taskset -c "
                                "LIST), e.g. 1 with --threads=1 for a one-core comparison.")

@@ -23,7 +23,7 @@ import time
 from absl import app
 from absl import flags
 
-from musae_jax import host_memory
+from musae_common import host_memory
 
 _LEVELS = flags.DEFINE_multi_string("level", ["avx512", "avx2"], "Levels of the built library.")
 _SHAPES = flags.DEFINE_multi_string("shape", ["32,64,256", "256,16,256"], "steps,batch,hidden.")

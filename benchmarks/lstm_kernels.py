@@ -16,7 +16,7 @@ import time
 from absl import app
 from absl import flags
 
-from musae_jax import host_memory
+from musae_common import host_memory
 
 _SHAPES = flags.DEFINE_multi_string("shape", ["32,64,256", "256,16,256"], "steps,batch,hidden.")
 _IMPLS = flags.DEFINE_multi_string("impl", ["cpu_fused", "scan"], "Kernels to time.")

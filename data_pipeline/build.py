@@ -22,6 +22,7 @@ import tensorflow_datasets as tfds
 
 from data_pipeline.musae_windows import build_stats
 from data_pipeline.musae_windows import builder as builder_lib
+from musae_common import cli
 
 
 def default_manifest(midi_dir: str) -> str | None:
@@ -129,8 +130,6 @@ def main(argv: list[str]) -> None:
   args = flags.FLAGS
   if not args.midi_dir:
     raise app.UsageError("--midi_dir is required")
-  # The tools' start-up (musae_jax/cli.py): a UserError is one line and exit status 2.
-  from musae_jax import cli  # pylint: disable=g-import-not-at-top
   cli.run_tool(argv, _build, verbosity=logging.get_verbosity())  # --verbosity as given.
 
 
@@ -155,7 +154,6 @@ def _build() -> None:
 
 def console_main() -> None:
   """The musae-build console script."""
-  from musae_jax import cli  # pylint: disable=g-import-not-at-top
   cli.run_console(main, __name__, define_flags)
 
 

@@ -22,7 +22,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from data_pipeline.errors import UserError
+from musae_common.errors import UserError
 
 MAX_GENRES = 32  # Vocabulary size: the most frequent tags of a build.
 MIDI_EXTENSIONS = (".mid", ".midi")

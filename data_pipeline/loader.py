@@ -25,10 +25,10 @@ import tensorflow_datasets as tfds
 
 from data_pipeline import augment
 from data_pipeline import tokens as tokens_lib
-from data_pipeline.errors import UserError
 from data_pipeline.musae_windows import build_stats as build_stats_lib
 from data_pipeline.musae_windows import builder as builder_lib
 from data_pipeline.musae_windows import example_codec
+from musae_common.errors import UserError
 
 # The validation rows are visited in one fixed random order, so that evaluating only the first
 # max_batches batches still samples every song and genre rather than the first folders.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from data_pipeline.errors import UserError
+from musae_common.errors import UserError
 
 if TYPE_CHECKING:
   from data_pipeline.midi_io import Instrument, MidiContent

@@ -23,9 +23,9 @@ from absl import flags
 from absl import logging
 
 from data_pipeline.tokens import NUM_CLASSES, STEPS_PER_BAR, TRACKS
-from musae_jax import cli
+from musae_common import cli
+from musae_common import host_memory
 from musae_jax import default_config
-from musae_jax import host_memory
 from musae_jax import priors
 
 _BARS = flags.DEFINE_integer("bars", 2, "Window length in bars (16 steps per bar).")

@@ -18,7 +18,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from musae_jax.errors import UserError
+from musae_common.errors import UserError
 
 # What orbax raises on a checkpoint whose files are cut or corrupt.
 DAMAGED_CHECKPOINT_ERRORS = (ValueError, OSError, KeyError)

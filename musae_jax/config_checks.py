@@ -3,11 +3,11 @@
 import ml_collections
 
 from data_pipeline.musae_windows import builder
+from musae_common.errors import UserError
 from musae_jax import lstm
 from musae_jax import model
 from musae_jax import priors
 from musae_jax import step
-from musae_jax.errors import UserError
 
 # Each choice is read from the module that implements it.
 _CHOICES = {

@@ -28,7 +28,7 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
-from musae_jax.errors import UserError
+from musae_common.errors import UserError
 
 NUM_GATES = 4  # i, f, g, o.
 

@@ -37,7 +37,7 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 
-from musae_jax import errors
+from musae_common import errors
 
 ISA_ENV = "MUSAE_LSTM_CPU_ISA"
 _LIBRARY_STEM = "_lstm_cpu"

@@ -10,7 +10,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from musae_jax import cli
+from musae_common import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
                                           lock_config=True)

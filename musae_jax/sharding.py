@@ -11,7 +11,7 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import numpy as np
 
-from musae_jax.errors import UserError
+from musae_common.errors import UserError
 
 DATA_AXIS = "data"
 

@@ -19,12 +19,12 @@ import tqdm
 from data_pipeline import build as data_build
 from data_pipeline import loader
 from data_pipeline.tokens import TRACKS
+from musae_common.errors import UserError
 from musae_jax import checkpointing
 from musae_jax import config_checks
 from musae_jax import sharding
 from musae_jax import step as step_lib
 from musae_jax import training_health
-from musae_jax.errors import UserError
 from musae_jax.metric_writers import MetricWriter
 
 class TrainingDiverged(UserError):

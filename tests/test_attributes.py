@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data_pipeline import song
-from musae_jax.errors import UserError
+from musae_common.errors import UserError
 from musae_jax.tools import attributes
 from musae_jax.tools import generate
 from musae_jax.tools import music_metrics

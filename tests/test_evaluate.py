@@ -11,7 +11,7 @@ import pytest
 
 from data_pipeline import song
 from data_pipeline.tokens import TRACKS
-from musae_jax.errors import UserError
+from musae_common.errors import UserError
 from musae_jax.tools import evaluate
 from musae_jax.tools import input_windows
 from musae_jax.tools import music_metrics

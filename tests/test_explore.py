@@ -23,8 +23,8 @@ import pytest
 
 from data_pipeline import midi_io
 from data_pipeline import song as song_lib
+from musae_common.errors import UserError
 from musae_jax import priors
-from musae_jax.errors import UserError
 from musae_jax.tools import attributes as attributes_lib
 from musae_jax.tools import explore
 from musae_jax.tools import explorer as explorer_lib

@@ -14,8 +14,8 @@ import pytest
 from data_pipeline import midi_io
 from data_pipeline import song
 from data_pipeline.tokens import TRACKS
+from musae_common.errors import UserError
 from musae_jax import priors
-from musae_jax.errors import UserError
 from musae_jax.tools import generate
 from musae_jax.tools import input_windows
 from musae_jax.tools import runs

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from musae_jax import host_memory
+from musae_common import host_memory
 
 _PROGRAM = """
 import resource, sys
 import numpy as np
-from musae_jax import host_memory
+from musae_common import host_memory
 applied = host_memory.keep_freed_memory()
 
 def faults_of_a_step():

@@ -14,7 +14,7 @@ from data_pipeline import build
 from data_pipeline import loader
 from data_pipeline import split as split_lib
 from data_pipeline import tokens as tokens_lib
-from data_pipeline.errors import UserError
+from musae_common.errors import UserError
 
 # Small real songs of five genres; the fixture takes train and validation songs from them.
 CANDIDATES = ["freemidi/country/14391.mid", "freemidi/pop/11977.mid", "freemidi/pop/11804.mid",

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from musae_common.errors import UserError
 from musae_jax import lstm
-from musae_jax.errors import UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

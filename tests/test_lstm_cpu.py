@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from configs import default as default_config
-from musae_jax import errors
+from musae_common import errors
 from musae_jax import lstm
 from musae_jax import lstm_cpu
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from musae_jax.errors import UserError
+from musae_common.errors import UserError
 from musae_jax.tools import reproduce
 from tests.train_helpers import REPO
 

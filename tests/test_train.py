@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from data_pipeline import loader
+from musae_common.errors import UserError
 from musae_jax import config_checks
 from musae_jax import sharding
 from musae_jax import step as step_lib
 from musae_jax import train
-from musae_jax.errors import UserError
 from tests import train_helpers
 from tests.train_helpers import REPO
 

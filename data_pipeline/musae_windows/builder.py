@@ -42,12 +42,12 @@ import tqdm
 from data_pipeline import genres as genres_lib
 from data_pipeline import split as split_lib
 from data_pipeline import tokens as tokens_lib
-from data_pipeline.errors import UserError
 from data_pipeline.musae_windows import build_stats
 from data_pipeline.musae_windows import example_codec
 from data_pipeline.musae_windows import extraction
 from data_pipeline.musae_windows import shard_writer
 from data_pipeline.musae_windows import timed_pool
+from musae_common.errors import UserError
 
 SPLITS = (split_lib.TRAIN, split_lib.VALIDATION)
 VOCABULARY_FILE = "genre_vocabulary.json"

@@ -26,8 +26,8 @@ from absl import flags
 import numpy as np
 
 from data_pipeline.tokens import TRACKS
-from musae_jax import cli
-from musae_jax.errors import UserError
+from musae_common import cli
+from musae_common.errors import UserError
 from musae_jax.tools import input_windows
 from musae_jax.tools import music_metrics
 from musae_jax.tools import plots

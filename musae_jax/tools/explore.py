@@ -43,8 +43,8 @@ from starlette.exceptions import HTTPException
 
 from data_pipeline import song as song_lib
 from data_pipeline.tokens import HOLD, NUM_TRACKS, STEPS_PER_BAR
-from musae_jax import cli
-from musae_jax.errors import UserError
+from musae_common import cli
+from musae_common.errors import UserError
 from musae_jax.tools import generate
 from musae_jax.tools import runs
 from musae_jax.tools.explorer import ApiError, Explorer, MAX_CODE_VALUE, MAX_UPLOAD_BYTES

@@ -21,8 +21,8 @@ from data_pipeline import genres as genres_lib
 from data_pipeline import midi_io
 from data_pipeline import song as song_lib
 from data_pipeline.tokens import NUM_TRACKS, TRACKS
+from musae_common.errors import UserError
 from musae_jax import priors
-from musae_jax.errors import UserError
 from musae_jax.tools import attributes as attributes_lib
 from musae_jax.tools import generate
 from musae_jax.tools import input_windows

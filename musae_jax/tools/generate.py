@@ -35,9 +35,9 @@ import numpy as np
 from data_pipeline import midi_io
 from data_pipeline import song as song_lib
 from data_pipeline import tokens as tokens_lib
-from musae_jax import cli
+from musae_common import cli
+from musae_common.errors import UserError
 from musae_jax import priors
-from musae_jax.errors import UserError
 from musae_jax.tools import attributes
 from musae_jax.tools import input_windows
 from musae_jax.tools import plots

@@ -8,7 +8,7 @@ import numpy as np
 
 from data_pipeline import genres as genres_lib
 from data_pipeline import song as song_lib
-from musae_jax.errors import UserError
+from musae_common.errors import UserError
 from musae_jax.tools.runs import Run
 
 _READ_CHUNK = 1024  # Dataset rows read per random-access call.

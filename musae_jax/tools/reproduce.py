@@ -37,8 +37,8 @@ import ml_collections
 import numpy as np
 
 from data_pipeline.tokens import NUM_CLASSES, TRACKS
-from musae_jax import cli
-from musae_jax.errors import UserError
+from musae_common import cli
+from musae_common.errors import UserError
 
 SUITES = {
     "cpu": ("corpus_2bar", "corpus_16bar", "corpus_16bar_gm"),

@@ -18,9 +18,9 @@ import numpy as np
 import tqdm
 
 from data_pipeline.tokens import STEPS_PER_BAR
+from musae_common.errors import UserError
 from musae_jax import checkpointing
 from musae_jax import priors
-from musae_jax.errors import UserError
 from musae_jax.model import MusAE
 
 DEFAULT_BATCH_SIZE = 128  # Windows per encode/decode call: bounds memory on long inputs.

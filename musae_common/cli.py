@@ -13,8 +13,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from musae_jax import host_memory
-from musae_jax.errors import USER_ERROR_EXIT_CODE, UserError
+from musae_common import host_memory
+from musae_common.errors import USER_ERROR_EXIT_CODE, UserError
 
 T = TypeVar("T")
 
