@@ -33,7 +33,7 @@ import pretty_midi
 import symusic
 
 from data_pipeline import tokens as tokens_lib
-from data_pipeline.tracks import RejectedSong
+from data_pipeline.rejections import RejectedSong
 
 DEFAULT_TEMPO_QPM = 120.0  # The MIDI default when a file has no tempo event.
 WRITE_TICKS_PER_QUARTER = 96  # 24 ticks per grid step in written files.

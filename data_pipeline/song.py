@@ -30,7 +30,7 @@ from data_pipeline import midi_io
 from data_pipeline import tokens as tokens_lib
 from data_pipeline import tracks
 from data_pipeline import windows as windows_lib
-from data_pipeline.tracks import RejectedSong
+from data_pipeline.rejections import RejectedSong
 
 __all__ = ["RejectedSong", "SongWindows", "extract_windows", "windows_from_midi", "song_tokens",
            "MAX_BARS"]

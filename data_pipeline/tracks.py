@@ -1,4 +1,4 @@
-"""Track classes, MusAE's song filter and the reasons a song is rejected.
+"""Track classes and MusAE's song filter.
 
 MusAE keeps a song when every time-signature event is 4/4 (a file without one
 counts as 4/4, the MIDI default) and it has a non-empty drum track (the drum
@@ -9,55 +9,14 @@ merged into the fourth track, "strings"; we also require it to be non-empty
 column can carry music.
 """
 
-from __future__ import annotations
+from typing import Sequence
 
-from typing import TYPE_CHECKING, Sequence
-
-from musae_common.errors import UserError
-
-if TYPE_CHECKING:
-  from data_pipeline.midi_io import Instrument, MidiContent
+from data_pipeline.midi_io import Instrument, MidiContent
+from data_pipeline.rejections import RejectedSong
 
 DRUMS, BASS, GUITAR, STRINGS = 0, 1, 2, 3  # Track classes, in tokens.TRACKS order.
 BASS_PROGRAMS = range(32, 40)  # GM "Bass" family.
 GUITAR_PROGRAMS = range(0, 32)  # GM piano, chromatic percussion, organ and guitar families.
-
-# Stable short keys for RejectedSong.reason (build statistics count them).
-REASONS = (
-    "unreadable",  # the file could not be opened or read
-    "empty",  # 0-byte file, or a MIDI file without any note
-    "not_midi",  # no MThd header: some other kind of file
-    "truncated",  # a chunk or a declared track is missing bytes
-    "corrupt",  # malformed chunk, event or meta event
-    "unsupported",  # valid MIDI we cannot grid (SMPTE time division)
-    "too_long",  # longer than MAX_BARS: would not fit the memory budget
-    "not_4_4",  # some time-signature event is not 4/4
-    "no_drums",
-    "no_bass",
-    "no_guitar",
-    "no_strings",
-    "too_short",  # fewer bars than one window
-)
-
-
-class RejectedSong(UserError):
-  """A song that cannot or must not become training windows.
-
-  `reason` is one of REASONS; str(exc) is one line naming the file and why,
-  e.g. "data/x.mid: rejected: time signature 3/4 at bar 1 (only 4/4 is
-  supported)". Lower layers raise it without a path; song.py fills it in.
-  """
-
-  def __init__(self, reason: str, detail: str, path: str = ""):
-    super().__init__(reason, detail, path)
-    assert reason in REASONS, reason
-    self.reason = reason
-    self.detail = detail
-    self.path = path
-
-  def __str__(self) -> str:
-    prefix = f"{self.path}: " if self.path else ""
-    return f"{prefix}rejected: {self.detail}"
 
 
 def track_class(program: int, is_drum: bool) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from data_pipeline import midi_io
 from data_pipeline import song as song_lib
-from data_pipeline.tracks import REASONS
+from data_pipeline.rejections import REASONS
 
 # bad/<path> -> the reason it is rejected (see bad/manifest.csv for what each file is).
 EXPECTED = {
