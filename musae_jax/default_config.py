@@ -1,11 +1,16 @@
-"""Every config field, its default and what it means: the schema all configs/*.py start from.
+"""Every config field, its default and what it means: the schema all configs/*.py start from, and
+the one way to set fields by name (override).
 
 The defaults are the paper's 16-bar model with a Gaussian prior. The package owns them (the
 benchmark and the config checks need them in an install without the repository's configs/);
 configs/default.py adds the repository's demo corpus as data.
 """
 
+from typing import Any, Mapping
+
 import ml_collections
+
+from musae_common.errors import UserError
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -67,3 +72,31 @@ def get_config() -> ml_collections.ConfigDict:
   config.health.saturated_penalty = 0.9  # Warn when the gradient penalty stays at/above this.
   config.health.runaway_critic_loss = 50.0  # Warn when |critic loss| exceeds this.
   return config
+
+
+def override(config: ml_collections.ConfigDict,
+             fields: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """Sets existing fields by dotted name ({"model.hidden_size": 64, ...}) and returns the config:
+  reproduce's --set and the tests' small configs. A string given for a field of another type (a
+  value typed on a command line) is read as that type; a name that is no field is a UserError,
+  not a new field."""
+  for name, value in fields.items():
+    *parents, leaf = name.split(".")
+    node = config
+    for part in parents:
+      node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+      raise UserError(f"{name!r} is not a config field (e.g. model.hidden_size).")
+    if isinstance(value, str) and not isinstance(node[leaf], str):
+      value = _from_text(value, type(node[leaf]))
+    node[leaf] = value
+  return config
+
+
+def _from_text(text: str, field_type: type):
+  if field_type is bool:
+    return text.lower() in ("1", "true", "yes")
+  try:
+    return field_type(text)
+  except ValueError:
+    raise UserError(f"{text!r} is not of type {field_type.__name__}.") from None

@@ -15,6 +15,7 @@ import pytest
 from configs import default
 from data_pipeline import song
 from data_pipeline.tokens import TRACKS
+from musae_jax import default_config
 from musae_jax import step as step_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -31,14 +32,9 @@ def real_windows() -> np.ndarray:
 
 
 def tiny_config(**overrides):
-  config = default.get_config()
-  config.model.hidden_size = 16
-  config.model.latent_size = 8
-  config.model.critic_hidden_size = 16
-  config.model.encoder_layers = 2
-  config.model.decoder_layers = 2
-  config.update_from_flattened_dict(overrides)  # {"model.prior": "flower", ...}
-  return config
+  return default_config.override(default.get_config(), {
+      "model.hidden_size": 16, "model.latent_size": 8, "model.critic_hidden_size": 16,
+      "model.encoder_layers": 2, "model.decoder_layers": 2, **overrides})
 
 
 def batch(num_genres=0, tokens=None):

@@ -7,33 +7,22 @@ import numpy as np
 
 from configs import demo
 from musae_jax import checkpointing
+from musae_jax import default_config
 from musae_jax import step as step_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def tiny_config(data_dir: str, **overrides):
-  """The demo config shrunk so a run of a few dozen steps takes seconds on one core."""
+  """The demo config shrunk so a run of a few dozen steps takes seconds on one core; overrides
+  name fields by dotted path ({"model.prior": "gaussian"})."""
   config = demo.get_config()
   config.data.data_dir = data_dir
-  config.batch_size = 8
-  config.num_train_steps = 12
-  config.log_every_steps = 4
-  config.eval_every_steps = 12
-  config.num_eval_batches = 2
-  config.checkpoint_every_steps = 4
-  config.model.hidden_size = 16
-  config.model.latent_size = 8
-  config.model.critic_hidden_size = 16
-  config.model.encoder_layers = 1
-  config.model.decoder_layers = 1
-  for dotted, value in overrides.items():
-    node = config
-    *parents, leaf = dotted.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return default_config.override(config, {
+      "batch_size": 8, "num_train_steps": 12, "log_every_steps": 4, "eval_every_steps": 12,
+      "num_eval_batches": 2, "checkpoint_every_steps": 4, "model.hidden_size": 16,
+      "model.latent_size": 8, "model.critic_hidden_size": 16, "model.encoder_layers": 1,
+      "model.decoder_layers": 1, **overrides})
 
 
 def final_params(workdir, config, num_genres):

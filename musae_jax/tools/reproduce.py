@@ -33,12 +33,12 @@ import time
 
 from absl import flags
 from absl import logging
-import ml_collections
 import numpy as np
 
 from data_pipeline.tokens import NUM_CLASSES, TRACKS
 from musae_common import cli
 from musae_common.errors import UserError
+from musae_jax import default_config
 
 SUITES = {
     "cpu": ("corpus_2bar", "corpus_16bar", "corpus_16bar_gm"),
@@ -69,28 +69,14 @@ def load_config(name: str, midi_dir: str, genres_file: str | None, out: str,
   config.data.genres_file = genres_file or ""
   config.data.data_dir = os.path.join(out, "tfds")
   for item in overrides:
-    apply_override(config, item)
+    field, equals, text = item.partition("=")
+    if not equals:
+      raise UserError(f"--set={item}: expected FIELD=VALUE (e.g. model.hidden_size=64).")
+    try:
+      default_config.override(config, {field: text})
+    except UserError as error:
+      raise UserError(f"--set={item}: {error}") from None
   return config
-
-
-def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
-  """Sets one "FIELD=VALUE" (dotted field, value parsed as the field's current type)."""
-  field, equals, text = item.partition("=")
-  *parents, leaf = field.split(".")
-  node = config
-  for part in parents:
-    node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
-  if not equals or not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-    raise UserError(f"--set={item}: expected FIELD=VALUE with FIELD a config field "
-                    "(e.g. model.hidden_size=64).")
-  current = node[leaf]
-  if isinstance(current, bool):
-    node[leaf] = text.lower() in ("1", "true", "yes")
-    return
-  try:
-    node[leaf] = type(current)(text)
-  except ValueError:
-    raise UserError(f"--set={item}: {text!r} is not of type {type(current).__name__}.") from None
 
 
 def train_run(config, workdir: str, num_train_steps: int) -> None:
