@@ -1,5 +1,6 @@
 """A plain (non-editable) install outside the checkout: every console script starts, the
-benchmark runs on a tiny shape, and the installed package, not the checkout, is what runs.
+benchmark runs on a tiny shape, the reproduction suite runs on the demo songs, and the installed
+package, not the checkout, is what runs.
 
 The project is installed with --no-deps into a fresh virtual environment that sees this
 environment's packages through a .pth file (the dependencies are already installed here; the
@@ -14,6 +15,8 @@ import subprocess
 import venv
 
 import pytest
+
+from tests import train_helpers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # Each console script and one of its own flags, which its --help must list.
@@ -54,12 +57,14 @@ def _run(command, cwd, **kwargs):
 
 def test_the_installed_package_runs_not_the_checkout(installed):
   bin_dir, work, target_site = installed
-  result = _run([bin_dir / "python", "-c", "import musae_jax.tools.explore as e, data_pipeline as d; "
-                 "print(e.__file__); print(d.__file__); print(e.STATIC_DIR)"], work)
+  result = _run([bin_dir / "python", "-c",
+                 "import musae_jax.tools.explore as e, data_pipeline as d, musae_common as m, "
+                 "configs.corpus_2bar as c; print(e.STATIC_DIR); "
+                 "print(e.__file__, d.__file__, m.__file__, c.__file__)"], work)
   assert result.returncode == 0, result.stderr
-  explore_file, data_pipeline_file, static_dir = result.stdout.split()
-  assert explore_file.startswith(str(target_site)), explore_file
-  assert data_pipeline_file.startswith(str(target_site)), data_pipeline_file
+  static_dir, *files = result.stdout.split()
+  for file in files:
+    assert file.startswith(str(target_site)), file
   # The explorer's page and vendored synth are package data.
   assert (pathlib.Path(static_dir) / "index.html").is_file()
   assert (pathlib.Path(static_dir) / "vendor" / "Tone.js").is_file()
@@ -92,3 +97,15 @@ def test_a_user_error_is_one_line_and_exit_status_2(installed):
   assert result.returncode == 2, result.stdout + result.stderr
   assert "Traceback" not in result.stderr
   assert str(work / "missing") in result.stderr
+
+
+def test_reproduce_runs_the_suite_outside_the_checkout(installed):
+  """The suite's configs ship with the package, so musae-reproduce runs from any folder."""
+  bin_dir, work, _ = installed
+  demo = REPO / "demo_data"
+  tiny = [f"--set={name}={value}" for name, value in train_helpers.TINY.items()]
+  result = _run([bin_dir / "musae-reproduce", "--runs=corpus_2bar", f"--midi_dir={demo / 'midi'}",
+                 f"--genres={demo / 'genres.json'}", f"--out={work / 'repro'}",
+                 "--num_train_steps=2", "--max_eval_windows=16", "--num_pairs=2", *tiny], work)
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert "## corpus_2bar (2 bars, gaussian prior)" in (work / "repro" / "results.md").read_text()

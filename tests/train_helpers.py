@@ -13,16 +13,18 @@ from musae_jax import step as step_lib
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+# A model and schedule small enough that a run of a few dozen steps takes seconds on one core.
+TINY = {"batch_size": 8, "num_train_steps": 12, "log_every_steps": 4, "eval_every_steps": 12,
+        "num_eval_batches": 2, "checkpoint_every_steps": 4, "model.hidden_size": 16,
+        "model.latent_size": 8, "model.critic_hidden_size": 16, "model.encoder_layers": 1,
+        "model.decoder_layers": 1}
+
+
 def tiny_config(data_dir: str, **overrides):
-  """The demo config shrunk so a run of a few dozen steps takes seconds on one core; overrides
-  name fields by dotted path ({"model.prior": "gaussian"})."""
+  """The demo config made TINY; overrides name fields by dotted path ({"model.prior": ...})."""
   config = demo.get_config()
   config.data.data_dir = data_dir
-  return default_config.override(config, {
-      "batch_size": 8, "num_train_steps": 12, "log_every_steps": 4, "eval_every_steps": 12,
-      "num_eval_batches": 2, "checkpoint_every_steps": 4, "model.hidden_size": 16,
-      "model.latent_size": 8, "model.critic_hidden_size": 16, "model.encoder_layers": 1,
-      "model.decoder_layers": 1, **overrides})
+  return default_config.override(config, {**TINY, **overrides})
 
 
 def final_params(workdir, config, num_genres):

@@ -63,7 +63,7 @@ def load_config(name: str, midi_dir: str, genres_file: str | None, out: str,
   try:
     module = importlib.import_module(f"configs.{name}")
   except ModuleNotFoundError as error:
-    raise UserError(f"no config configs/{name}.py ({error}); run from the repository root.")
+    raise UserError(f"the suite's config configs/{name}.py does not import ({error}).")
   config = module.get_config()
   config.data.midi_dir = midi_dir
   config.data.genres_file = genres_file or ""
