@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from musae_jax.tools import explore  # pylint: disable=wrong-import-position
-from musae_jax.tools import explorer as explorer_lib  # pylint: disable=wrong-import-position
+from musae_jax.tools import explorer_operations  # pylint: disable=wrong-import-position
 from musae_jax.tools import runs  # pylint: disable=wrong-import-position
 
 flags.DEFINE_string("workdir", None, "A training run to load (else --random_model).")
@@ -95,7 +95,7 @@ def main(argv):
   else:
     raise app.UsageError("give --workdir=RUN or --random_model")
   with tempfile.TemporaryDirectory() as uploads:
-    explorer = explorer_lib.Explorer(run, None, uploads)
+    explorer = explorer_operations.Explorer(run, None, uploads)
     explorer.warm_up()  # As the server does before its first visitor.
     code = np.random.default_rng(0).normal(size=run.latent_size).astype(np.float32)
     direct = []

@@ -27,7 +27,7 @@ from musae_common.errors import UserError
 from musae_jax import priors
 from musae_jax.tools import attributes as attributes_lib
 from musae_jax.tools import explore
-from musae_jax.tools import explorer as explorer_lib
+from musae_jax.tools import explorer_operations
 from musae_jax.tools import generate
 from musae_jax.tools import input_windows
 from musae_jax.tools import request_batcher
@@ -63,7 +63,7 @@ def setup(trained_run, tmp_path_factory):
   (midi_dir / "linkdir").symlink_to(outside, target_is_directory=True)
   upload_dir = root / "uploads"
   upload_dir.mkdir()
-  explorer = explorer_lib.Explorer(run, str(midi_dir), str(upload_dir))
+  explorer = explorer_operations.Explorer(run, str(midi_dir), str(upload_dir))
   return {"run": run, "midi_dir": midi_dir, "explorer": explorer, "vector": vector,
           "train_songs": [os.path.basename(s) for s in trained_run.train_songs]}
 
@@ -148,7 +148,7 @@ def test_encode_decode_blend_match_the_inference_functions(client, setup):
   assert blend["tokens"] == run.decode(np.array([blend["code"]]))[0].astype(int).tolist()
   assert np.array(blend["grid"]).shape == (3, 3, run.num_steps, 4)
   assert np.array(blend["grid"])[0, 0].tolist() == a["reconstruction"]
-  assert explorer_lib.bilinear_weights(3, 1.0, 1.0).sum() == pytest.approx(1.0)
+  assert explorer_operations.bilinear_weights(3, 1.0, 1.0).sum() == pytest.approx(1.0)
 
 
 def test_sample_transfer_attribute(client, setup):
@@ -259,7 +259,7 @@ def test_uploads(client, setup):
   start_bar = uploaded["start_bars"][1]
   encoded = client.post("/api/encode", json={"song": uploaded["id"], "start_bar": start_bar})
   assert encoded.json()["start_bar"] == start_bar, encoded.text
-  too_big = b"MThd" + bytes(explorer_lib.MAX_UPLOAD_BYTES + 10)
+  too_big = b"MThd" + bytes(explorer_operations.MAX_UPLOAD_BYTES + 10)
   assert "limit" in assert_refused(
       client.post("/api/upload", files={"file": ("big.mid", too_big, "audio/midi")}), 413)
   assert_refused(client.post("/api/upload", files={"other": ("x.mid", b"MThd", "audio/midi")}),
@@ -314,7 +314,8 @@ def test_wrong_sizes_and_methods(client, setup):
   assert_refused(client.get("/api/decode"), 405)
   assert_refused(client.get("/api/nothing"), 404)
   assert_refused(client.get("/api/song"), 400)
-  assert_refused(client.post("/api/decode", content="x" * (explorer_lib.MAX_UPLOAD_BYTES + 70_000),
+  too_long = "x" * (explorer_operations.MAX_UPLOAD_BYTES + 70_000)
+  assert_refused(client.post("/api/decode", content=too_long,
                              headers={"content-type": "application/json"}), 413)
 
 
@@ -420,7 +421,7 @@ def test_gaussian_run_gets_a_pca_map_and_clear_genre_errors(setup, tmp_path):
   config.model.hidden_size, config.model.latent_size = 16, 8
   graphdef, params = nnx.split(MusAE(config.model, 0, rngs=nnx.Rngs(params=0)), nnx.Param)
   run = runs.Run(str(tmp_path), config, [], 0, graphdef, params)
-  explorer = explorer_lib.Explorer(run, str(setup["midi_dir"]), str(tmp_path))
+  explorer = explorer_operations.Explorer(run, str(setup["midi_dir"]), str(tmp_path))
   with TestClient(explore.create_app(explorer)) as client:
     info = client.get("/api/run").json()
     assert info["prior"] == "gaussian" and info["components"] == [] and info["attributes"] == []

@@ -21,7 +21,7 @@ import pytest
 from data_pipeline import song as song_lib
 from musae_jax.tools import attributes as attributes_lib
 from musae_jax.tools import explore
-from musae_jax.tools import explorer as explorer_lib
+from musae_jax.tools import explorer_operations
 from musae_jax.tools import input_windows
 from musae_jax.tools import runs
 from tests import midi_checks
@@ -61,7 +61,8 @@ def server(trained_run, tmp_path_factory):
   windows = input_windows.run_windows(run, midi_dir=str(DEMO_MIDI), max_windows=1024)
   summary = attributes_lib.compute_and_save(run, windows, check_windows=0)
   assert summary["vectors"], "no attribute vector computed"
-  explorer = explorer_lib.Explorer(run, trained_run.midi_dir, str(tmp_path_factory.mktemp("uploads")))
+  explorer = explorer_operations.Explorer(run, trained_run.midi_dir,
+                                          str(tmp_path_factory.mktemp("uploads")))
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]

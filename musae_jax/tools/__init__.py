@@ -9,6 +9,7 @@
   plots          pianorolls, curves and the figures of the reports
   reports        JSON-safe values for the reports
   reproduce      the reproduction suite: data, training, evaluation, the table of RESULTS.md
-  explore        the latent explorer: a local web app over a trained run (explorer: its
-                 operations; request_batcher: one model call for concurrent requests)
+  explore        the latent explorer: a local web app over a trained run, its HTTP server
+                 (explorer_operations: what it does, without HTTP; request_batcher: one model
+                 call for concurrent requests)
 """

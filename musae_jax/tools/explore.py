@@ -47,7 +47,7 @@ from musae_common import cli
 from musae_common.errors import UserError
 from musae_jax.tools import generate
 from musae_jax.tools import runs
-from musae_jax.tools.explorer import ApiError, Explorer, MAX_CODE_VALUE, MAX_UPLOAD_BYTES
+from musae_jax.tools.explorer_operations import ApiError, Explorer, MAX_CODE_VALUE, MAX_UPLOAD_BYTES
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explorer_static")
 # The demo songs of a checkout (musae_jax/tools/ -> the repository root).
@@ -254,7 +254,7 @@ def create_app(explorer: Explorer):
 
   @api.exception_handler(UserError)
   async def _user_error(_, exc: UserError):
-    return error(422, explorer._public(str(exc)))
+    return error(422, explorer.public_message(str(exc)))
 
   @api.middleware("http")
   async def _headers(request, call_next):

@@ -131,7 +131,7 @@ class Explorer:
     try:
       windows = input_windows.song_windows(path, self.run.bars)
     except UserError as error:
-      raise ApiError(422, self._public(str(error))) from None
+      raise ApiError(422, self.public_message(str(error))) from None
     song = _Song(windows, path)
     with self._songs_lock:
       self._songs[song_id] = song
@@ -139,7 +139,7 @@ class Explorer:
         self._songs.popitem(last=False)
     return song
 
-  def _public(self, message: str) -> str:
+  def public_message(self, message: str) -> str:
     """A message without the server's folders (an upload's temporary path, --midi_dir)."""
     message = re.sub(re.escape(self.upload_dir + os.sep) + r"[0-9a-f]{16}" + re.escape(os.sep),
                      "", message)
@@ -221,7 +221,7 @@ class Explorer:
     try:
       window = input_windows.window_at(song.windows, song.path, self.run.bars, start_bar)
     except UserError as error:
-      raise ApiError(422, self._public(str(error))) from None
+      raise ApiError(422, self.public_message(str(error))) from None
     code = self._encode(window.tokens[None])[0]
     result = self._describe(code, self._decode(code[None])[0])
     result["reconstruction"] = result.pop("tokens")
@@ -256,7 +256,7 @@ class Explorer:
       try:
         return runs.genre_component(self.run, genre)
       except UserError as error:
-        raise ApiError(422, self._public(str(error))) from None
+        raise ApiError(422, self.public_message(str(error))) from None
     if component is None:
       raise ApiError(422, "give genre (a name from /api/run) or component (an index).")
     if component >= self.run.num_components:
@@ -398,5 +398,5 @@ class Explorer:
       with self._model_lock:
         song = generate.restyle_song(self.run, path, move)
     except UserError as error:
-      raise ApiError(422, self._public(str(error))) from None
+      raise ApiError(422, self.public_message(str(error))) from None
     return self.midi(song.restyled, song.programs, song.tempo_qpm), song.num_windows
