@@ -6,9 +6,9 @@ the install still succeeds and musae_jax falls back to the pure-JAX LSTM.
 
 One build runs on any CPU of its architecture: the kernel's vector code is compiled for several
 instruction-set levels (AVX-512 with bf16 dot instructions, AVX-512, AVX2 + FMA, AVX and a
-generic one on x86-64; the generic one on other architectures, aarch64 included), each through target attributes in its own source file, and the
-library picks the widest level the CPU runs when it loads (MUSAE_LSTM_CPU_ISA forces one; see
-musae_jax/lstm_cpu.py). The command line therefore carries no -march: a build made on one machine
+generic one on x86-64; the generic one on other architectures, aarch64 included), each through
+target attributes in its own source file, and the library picks the widest level the CPU runs
+when it loads (MUSAE_LSTM_CPU_ISA forces one; see musae_jax/lstm_cpu.py). The command line therefore carries no -march: a build made on one machine
 runs on another. MUSAE_CPU_ARCH (e.g. native) adds -march=... for builds meant for one machine
 only; it changes the generic level and the code around the kernels, never which level runs.
 """

@@ -29,7 +29,7 @@ def get_config():
   config.data.genres_file = default.SHARED_CORPUS_GENRES
   config.data.data_dir = "data/tfds_corpus"
   config.batch_size = 32
-  config.num_train_steps = 20_000  # ~3.5 steps per second on 2 cores: about 1.6 hours.
+  config.num_train_steps = 20_000
   config.log_every_steps = 100
   config.eval_every_steps = 2_000
   config.num_eval_batches = 50

@@ -35,10 +35,6 @@ SUMMARY_FILE = "attributes.json"
 MIN_WINDOWS = 8  # Fewest windows on each side for a vector to be kept.
 
 
-def attribute_names() -> list[str]:
-  return [f"{track}_{descriptor}" for track in TRACKS for descriptor in DESCRIPTORS]
-
-
 def compute_vectors(codes: np.ndarray, descriptors: dict[str, np.ndarray],
                     quantile: float = 0.25) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
   """(name -> vector [N_z], name -> how it was made), from codes [N, N_z] and the windows'
