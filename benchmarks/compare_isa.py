@@ -85,8 +85,8 @@ def _cap_machine(isa: str) -> list[str]:
 
 def _peak() -> dict:
   command = [sys.executable, str(compare_torch.REPO / "benchmarks" / "matmul_peak.py"), "--json"]
-  if compare_torch._TASKSET.value:  # pylint: disable=protected-access
-    command = ["taskset", "-c", compare_torch._TASKSET.value] + command  # pylint: disable=protected-access
+  if compare_torch.TASKSET.value:
+    command = ["taskset", "-c", compare_torch.TASKSET.value] + command
   result = subprocess.run(command, cwd=compare_torch.REPO, capture_output=True, text=True,
                           check=True)
   return json.loads(result.stdout.strip().splitlines()[-1])
@@ -99,32 +99,32 @@ def _spread(values) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  out = open(compare_torch._OUT.value, "a") if compare_torch._OUT.value else None  # pylint: disable=protected-access
+  out = open(compare_torch.OUT.value, "a") if compare_torch.OUT.value else None
   isas = _cap_machine(_CAP_MACHINE_ISA.value)
   print(f"CPU: {_cpu_model()}", flush=True)
   if _CAP_MACHINE_ISA.value:
     print(f"Every program capped at {_CAP_MACHINE_ISA.value}: " + ", ".join(
         f"{k}={os.environ[k]}" for k in _CAPS[_CAP_MACHINE_ISA.value]), flush=True)
   peaks, records = [], []
-  for shape in compare_torch._SHAPES.value:  # pylint: disable=protected-access
+  for shape in compare_torch.SHAPES.value:
     bars, hidden, latent, batch = (int(v) for v in shape.split(","))
-    for repeat in range(compare_torch._REPEATS.value):  # pylint: disable=protected-access
+    for repeat in range(compare_torch.REPEATS.value):
       peak = _peak()
       peak.update(shape=shape, repeat=repeat)
       peaks.append(peak)
       print(f"  {shape} repeat {repeat} matmul peak {peak['best_gflop_per_s']} GFLOP/s",
             flush=True)
-      torch_command = compare_torch._torch_command(bars, hidden, latent, batch)  # pylint: disable=protected-access
+      torch_command = compare_torch.torch_command(bars, hidden, latent, batch)
       programs = [("torch", torch_command, None),
                   ("torch_km", torch_command, host_memory.environment())]
       programs += [(f"cpu_fused[{isa}]",
-                    compare_torch._jax_command(bars, hidden, latent, batch, "cpu_fused"),  # pylint: disable=protected-access
+                    compare_torch.jax_command(bars, hidden, latent, batch, "cpu_fused"),
                     {"MUSAE_LSTM_CPU_ISA": isa}) for isa in isas]
-      programs.append(("scan", compare_torch._jax_command(bars, hidden, latent, batch, "scan"),  # pylint: disable=protected-access
+      programs.append(("scan", compare_torch.jax_command(bars, hidden, latent, batch, "scan"),
                        None))
       for name, command, env in programs:
         load = os.getloadavg()[0]
-        record = compare_torch._run(command, env)  # pylint: disable=protected-access
+        record = compare_torch.run(command, env)
         record.update(program=name, shape=shape, repeat=repeat, load_before=round(load, 2))
         records.append(record)
         if out:
@@ -135,7 +135,7 @@ def main(argv):
     if out:
       for peak in peaks:
         out.write(json.dumps({"matmul_peak": peak}) + "\n")
-  for shape in compare_torch._SHAPES.value:  # pylint: disable=protected-access
+  for shape in compare_torch.SHAPES.value:
     shape_peaks = [p["best_gflop_per_s"] for p in peaks if p["shape"] == shape]
     peak = max(shape_peaks)
     print(f"\n{shape}: fp32 matmul peak {peak:.0f} GFLOP/s (XLA 2048^2, best of rounds: "

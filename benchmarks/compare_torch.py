@@ -10,8 +10,8 @@ load of the machine; the ratio printed is the median over repeats of ours / torc
 repeat. torch_km is torch with the glibc malloc settings musae-jax applies to itself
 (--notorch_kept_memory leaves it out).
 torch runs with --flush-denormal (XLA flushes denormals too) and --threads as given; JAX uses all
-the cores it sees (restrict both with --taskset). torch is not a dependency of the project: install it next to it (a CPU build)
-or name another interpreter with --torch_python.
+the cores it sees (restrict both with --taskset). torch is not a dependency of the project:
+install it next to it (a CPU build) or name another interpreter with --torch_python.
 """
 
 import json
@@ -29,10 +29,10 @@ from musae_common import host_memory
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_TORCH = pathlib.Path(os.environ.get("MUSAE_SHARED", REPO.parent / "shared")) / "bench"
 
-_SHAPES = flags.DEFINE_multi_string("shape", ["2,256,128,64", "16,256,128,16"],
-                                    "bars,hidden,latent,batch; repeat the flag for more.")
+SHAPES = flags.DEFINE_multi_string("shape", ["2,256,128,64", "16,256,128,16"],
+                                   "bars,hidden,latent,batch; repeat the flag for more.")
 _IMPLS = flags.DEFINE_multi_string("impl", ["cpu_fused", "scan"], "LSTM kernels of the JAX runs.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Rounds of (torch, each JAX kernel).")
+REPEATS = flags.DEFINE_integer("repeats", 3, "Rounds of (torch, each JAX kernel).")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per run (the median is used).")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per run.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
@@ -42,18 +42,18 @@ _TORCH_SCRIPT = flags.DEFINE_string("torch_script", str(_DEFAULT_TORCH / "torch_
                                     "The PyTorch reference script.")
 _TORCH_PYTHON = flags.DEFINE_string("torch_python", sys.executable,
                                     "Python interpreter that has torch.")
-_OUT = flags.DEFINE_string("out", "", "Also append every run's JSON record to this file.")
+OUT = flags.DEFINE_string("out", "", "Also append every run's JSON record to this file.")
 _TORCH_KEPT_MEMORY = flags.DEFINE_bool(
     "torch_kept_memory", True, "Also run torch with the glibc malloc settings musae-jax applies to "
-    "itself (musae_common/host_memory.py, through the equivalent MALLOC_* environment variables), as "
-    "program torch_km, and give our ratio to it too: the fair comparison of the kernels.")
-_TASKSET = flags.DEFINE_string("taskset", "", "Run both programs on these CPUs only (taskset -c "
-                               "LIST), e.g. 1 with --threads=1 for a one-core comparison.")
+    "itself (musae_common/host_memory.py, through the equivalent MALLOC_* environment variables), "
+    "as program torch_km, and give our ratio to it too: the fair comparison of the kernels.")
+TASKSET = flags.DEFINE_string("taskset", "", "Run both programs on these CPUs only (taskset -c "
+                              "LIST), e.g. 1 with --threads=1 for a one-core comparison.")
 
 
-def _run(command: list[str], env: dict | None = None) -> dict:
-  if _TASKSET.value:
-    command = ["taskset", "-c", _TASKSET.value] + command
+def run(command: list[str], env: dict | None = None) -> dict:
+  if TASKSET.value:
+    command = ["taskset", "-c", TASKSET.value] + command
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False,
                           env=None if env is None else {**os.environ, **env})
   lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
@@ -62,7 +62,7 @@ def _run(command: list[str], env: dict | None = None) -> dict:
   return json.loads(lines[-1])
 
 
-def _torch_command(bars, hidden, latent, batch):
+def torch_command(bars, hidden, latent, batch):
   return [_TORCH_PYTHON.value, _TORCH_SCRIPT.value, "--timesteps", str(16 * bars),
           "--hidden", str(hidden), "--latent", str(latent), "--batch", str(batch),
           "--steps", str(_STEPS.value), "--warmup", str(_WARMUP.value),
@@ -70,7 +70,7 @@ def _torch_command(bars, hidden, latent, batch):
           "--device", "cpu", "--prior", "mixture" if _PRIOR.value == "flower" else "gaussian"]
 
 
-def _jax_command(bars, hidden, latent, batch, impl):
+def jax_command(bars, hidden, latent, batch, impl):
   return [sys.executable, "-m", "musae_jax.benchmark", f"--bars={bars}", f"--hidden={hidden}",
           f"--latent={latent}", f"--batch={batch}", f"--steps={_STEPS.value}",
           f"--warmup={_WARMUP.value}", f"--dtype={_DTYPE.value}", f"--prior={_PRIOR.value}",
@@ -82,26 +82,26 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   if not pathlib.Path(_TORCH_SCRIPT.value).exists():
     sys.exit(f"error: --torch_script {_TORCH_SCRIPT.value} does not exist")
-  out = open(_OUT.value, "a") if _OUT.value else None
+  out = open(OUT.value, "a") if OUT.value else None
   references = ["torch"] + (["torch_km"] if _TORCH_KEPT_MEMORY.value else [])
   rows = []
-  for shape in _SHAPES.value:
+  for shape in SHAPES.value:
     bars, hidden, latent, batch = (int(v) for v in shape.split(","))
     samples = {name: [] for name in references + _IMPLS.value}
     ms = {name: [] for name in samples}
     gflops = {name: [] for name in samples}
     ratios = {(impl, ref): [] for impl in _IMPLS.value for ref in references}
-    for repeat in range(_REPEATS.value):
-      torch_command = _torch_command(bars, hidden, latent, batch)
-      programs = [("torch", torch_command, None)]
+    for repeat in range(REPEATS.value):
+      reference = torch_command(bars, hidden, latent, batch)
+      programs = [("torch", reference, None)]
       if _TORCH_KEPT_MEMORY.value:
-        programs.append(("torch_km", torch_command, host_memory.environment()))
-      programs += [(impl, _jax_command(bars, hidden, latent, batch, impl), None)
+        programs.append(("torch_km", reference, host_memory.environment()))
+      programs += [(impl, jax_command(bars, hidden, latent, batch, impl), None)
                    for impl in _IMPLS.value]
       this_round = {}
       for name, command, env in programs:
         load = os.getloadavg()[0]
-        record = _run(command, env)
+        record = run(command, env)
         record.update(program=name, shape=shape, repeat=repeat, load_before=round(load, 2))
         if out:
           out.write(json.dumps(record) + "\n")

@@ -9,8 +9,8 @@ FFI forward call and forward + backward (the kernel alone: no XLA around it but 
 rounds that alternate between the levels, so that a drifting machine affects them alike. Prints
 min and median milliseconds and GFLOP/s (the recurrent matmuls, as benchmarks/lstm_kernels.py
 counts them). --extra adds another build of the library (e.g. one from an older source, with the
-same FFI signature: the bias operand since 2026-12-02) as NAME, run at LEVEL (a level name, or
-"native" to leave it at its default).
+same FFI signature: the bf16 attribute since commit 7d34ae3) as NAME, run at LEVEL (a level name,
+or "native" to leave it at its default).
 """
 
 import ctypes
@@ -70,6 +70,7 @@ def main(argv):
       d_hs = jax.random.normal(keys[2], (steps, batch, hidden))
       state = jax.ShapeDtypeStruct((steps, batch, hidden), jnp.float32)
       gates = jax.ShapeDtypeStruct((steps, batch, 4 * hidden), jnp.float32)
+      attributes = {"reverse": False, "bf16": False}  # Float32 matmuls, forward in time.
       functions = []
       for name, index in targets:
         forward = jax.ffi.ffi_call(f"musae_levels_{index}_MusaeLstmForwardTrain",
@@ -82,12 +83,12 @@ def main(argv):
              jax.ShapeDtypeStruct(zeros.shape, jnp.float32)])
 
         def both(x, w, forward=forward, backward=backward):
-          hs, cs, g = forward(x, bias, w, zeros, zeros, reverse=False)
-          return backward(w, zeros, hs, g, cs, zeros, d_hs, zeros, zeros, reverse=False)
+          hs, cs, g = forward(x, bias, w, zeros, zeros, **attributes)
+          return backward(w, zeros, hs, g, cs, zeros, d_hs, zeros, zeros, **attributes)
 
         functions.append((name, {
             "forward": jax.jit(lambda x, w, forward=forward: forward(x, bias, w, zeros, zeros,
-                                                                     reverse=False)[0]),
+                                                                     **attributes)[0]),
             "forward+backward": jax.jit(both)}))
       seconds = {(name, kind): [] for name, fns in functions for kind in fns}
       for _, fns in functions:
@@ -104,9 +105,11 @@ def main(argv):
         parts = []
         for kind, factor in (("forward", 1), ("forward+backward", 3)):
           times = seconds[(name, kind)]
-          parts.append(f"{kind} {min(times) * 1e3:7.2f} ms (median {statistics.median(times) * 1e3:7.2f}, "
+          parts.append(f"{kind} {min(times) * 1e3:7.2f} ms (median "
+                       f"{statistics.median(times) * 1e3:7.2f}, "
                        f"{factor * flops / min(times) / 1e9:4.0f} GFLOP/s)")
-        print(f"T={steps:4d} B={batch:4d} H={hidden:5d} {name:12s} " + "   ".join(parts), flush=True)
+        print(f"T={steps:4d} B={batch:4d} H={hidden:5d} {name:12s} " + "   ".join(parts),
+              flush=True)
 
 
 if __name__ == "__main__":

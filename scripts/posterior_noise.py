@@ -2,7 +2,7 @@ r"""How much of a trained run's code is signal and how much is the posterior's n
 of the posterior means across windows against the posterior's own sigma, and the reconstruction
 accuracy from the mean against that from one sampled code (RESULTS.md, "How noisy the codes are").
 
-  python docs/posterior_noise.py --workdir=repro/runs/corpus_2bar --data_dir=repro/tfds \
+  python scripts/posterior_noise.py --workdir=repro/runs/corpus_2bar --data_dir=repro/tfds \
       [--split=validation] [--max_windows=1024] [--step=N]
 
 A sigma far below the means' spread says the code carries all it can (the prior's regulariser

@@ -2,7 +2,7 @@ r"""Where a trained run's reconstruction errors are: per track, the share of tar
 start a note (a pitch), continue one (hold) or are silent, the accuracy on each kind and the share
 of the track's errors each kind makes (RESULTS.md, 2-bar section, "What the errors are").
 
-  python docs/token_errors.py --workdir=repro/runs/corpus_2bar --data_dir=repro/tfds \
+  python scripts/token_errors.py --workdir=repro/runs/corpus_2bar --data_dir=repro/tfds \
       [--split=validation] [--max_windows=3000]
 
 Codes are posterior means, as in the evaluation; windows are a seeded random subset of the split.
