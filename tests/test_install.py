@@ -39,6 +39,10 @@ def installed(tmp_path_factory):
   # This environment's packages (jax, flax, ...) without its editable musae_jax: a path listed
   # in a .pth is put on sys.path, but the .pth files inside it (the editable finder) are not run.
   (target_site / "outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+  # Python 3.11's venv comes with setuptools 65, older than the build needs (pyproject's
+  # build-system): without it, the build uses this environment's (the test extra's).
+  subprocess.run([python, "-m", "pip", "uninstall", "--quiet", "--yes", "setuptools"],
+                 capture_output=True, check=True)
   build = subprocess.run(
       [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
        "--no-cache-dir", str(REPO)],
