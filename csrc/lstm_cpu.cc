@@ -364,6 +364,42 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
   return ffi::Error::Success();
 }
 
+// x rounded to bf16, to nearest with ties to even (NaN stays NaN). The kernel's own conversions
+// are lstm_cpu_kernel.h's, compiled per level; this one is for TransposeToBf16 only.
+uint16_t ToBf16(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+// out [..., cols, rows] = x [..., rows, cols]^T rounded to bf16 (leading dimensions: independent
+// matrices, from jax.vmap): the transposed operand of a bf16 weight-gradient matmul that XLA runs
+// (musae_jax/lstm.py, input_matmul). XLA folds any transpose it can see (through optimization
+// barriers and bitcasts too) into the dot, and then runs a bf16 dot with a transposed operand as
+// a float32 one; it cannot see through this call. In 16 x 16 blocks so that the lines read and
+// written stay in L1; threads take ranges of columns.
+ffi::Error TransposeToBf16(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                           ffi::ResultBuffer<ffi::BF16> out) {
+  const auto dims = x.dimensions();
+  if (auto e = CheckRank(dims, 2, "x"); e.failure()) return e;
+  const int64_t groups = Product(dims, dims.size() - 2);
+  const int64_t rows = dims[dims.size() - 2], cols = dims[dims.size() - 1];
+  const float* in = x.typed_data();
+  uint16_t* result = out->typed_data();
+  constexpr int64_t kBlock = 16;
+  RunUnits(pool, groups, cols, kBlock, [=](int64_t g, int64_t c_begin, int64_t c_end) {
+    const float* x_g = in + g * rows * cols;
+    uint16_t* out_g = result + g * rows * cols;
+    for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
+      for (int64_t c0 = c_begin; c0 < c_end; c0 += kBlock)
+        for (int64_t c = c0; c < std::min(c0 + kBlock, c_end); ++c)
+          for (int64_t r = r0; r < std::min(r0 + kBlock, rows); ++r)
+            out_g[c * rows + r] = ToBf16(x_g[r * cols + c]);
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
 }  // namespace musae_lstm_cpu
 
@@ -414,6 +450,12 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeLstmBackward, BackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // d_c0
                                   .Attr<bool>("reverse")
                                   .Attr<bool>("bf16"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(MusaeTransposeToBf16, TransposeToBf16,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()    // x [..., rows, cols]
+                                  .Ret<ffi::Buffer<ffi::BF16>>());  // [..., cols, rows]
 
 // The level in use: its name and vector width (floats; the hidden size must be a multiple).
 extern "C" const char* musae_lstm_cpu_isa() { return Current().name; }

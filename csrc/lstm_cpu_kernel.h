@@ -672,6 +672,7 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
   const int64_t tiles = full_tiles + (rest > 0);
   FloatScratch h_packed(tiles * kRowsPerTile * kDepthChunk);
   FloatScratch d_pre_pairs(kPairs ? kDepthChunk / 2 * cols : 0);
+  FloatScratch pair_row(kPairs ? units : 0);
   for (const Segment& segment : segments) {
     for (int64_t k = segment.k_begin; k < segment.k_end; k += kDepthChunk) {
       const int64_t chunk = MinI(kDepthChunk, segment.k_end - k);
@@ -680,20 +681,6 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
       const int64_t chunk_depth = kPairs ? (chunk + 1) / 2 : chunk;
 #if defined(MUSAE_LSTM_BF16)
       if constexpr (kPairs) {
-        // h_packed[tile][kk2][m] = the pair of h_rows[2 kk2, 2 kk2 + 1][tile * rows + m].
-        const int64_t tile_rows[2] = {kRowsPerTile, rest};
-        for (int64_t kk2 = 0; kk2 < chunk_depth; ++kk2) {
-          const float* even = h_rows + 2 * kk2 * hidden;
-          const bool odd_end = 2 * kk2 + 1 == chunk;
-          for (int64_t tile = 0; tile < tiles; ++tile) {
-            const int64_t mr = tile_rows[tile == full_tiles];
-            float* out = h_packed.data + (tile * kRowsPerTile * chunk_depth + kk2 * mr);
-            for (int64_t m = 0; m < mr; ++m) {
-              const int64_t u = tile * kRowsPerTile + m;
-              out[m] = PairOf(even[u], odd_end ? 0.0f : even[hidden + u]);
-            }
-          }
-        }
         const float* d_pre_rows = d_pre + k * cols;
         for (int64_t kk2 = 0; kk2 < chunk_depth; ++kk2) {
           const float* even = d_pre_rows + 2 * kk2 * cols;
@@ -704,14 +691,28 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
         }
       }
 #endif
-      // h_packed[tile][kk][m] = h_rows[kk][tile * rows + m], each row of h read once, in order.
-      for (int64_t kk = 0; !kPairs && kk < chunk; ++kk) {
+      // h_packed[tile][kk][m] = row kk of the chunk's depth [tile * rows + m], each row of h read
+      // once, in order: h_rows[kk], or with kPairs the pair slots of h_rows[2 kk, 2 kk + 1].
+      for (int64_t kk = 0; kk < chunk_depth; ++kk) {
         const float* row = h_rows + kk * hidden;
+#if defined(MUSAE_LSTM_BF16)
+        if constexpr (kPairs) {
+          const float* even = h_rows + 2 * kk * hidden;
+          const bool odd_end = 2 * kk + 1 == chunk;
+          int64_t u = 0;
+          for (; u + kVec <= units; u += kVec)
+            Store(pair_row.data + u,
+                  PairsOf(Load(even + u), odd_end ? Vf{} : Load(even + hidden + u)));
+          for (; u < units; ++u)
+            pair_row.data[u] = PairOf(even[u], odd_end ? 0.0f : even[hidden + u]);
+          row = pair_row.data;
+        }
+#endif
         for (int64_t tile = 0; tile < full_tiles; ++tile)
-          __builtin_memcpy(h_packed.data + (tile * chunk + kk) * kRowsPerTile,
+          __builtin_memcpy(h_packed.data + (tile * chunk_depth + kk) * kRowsPerTile,
                            row + tile * kRowsPerTile, kRowsPerTile * sizeof(float));
         for (int64_t m = 0; m < rest; ++m)
-          h_packed.data[full_tiles * kRowsPerTile * chunk + kk * rest + m] =
+          h_packed.data[full_tiles * kRowsPerTile * chunk_depth + kk * rest + m] =
               row[full_tiles * kRowsPerTile + m];
       }
       for (int64_t p = 0; p < cols; p += panel) {

@@ -242,45 +242,67 @@ def lstm_recurrence(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.A
                 num_steps=num_steps, **bias_kwarg)
 
 
-def input_matmul(x: jax.Array, w: jax.Array) -> jax.Array:
-  """x [..., I] @ w [I, 4H] with float32 accumulation: an LSTM's input projection.
+def input_matmul(x: jax.Array, w: jax.Array, dtype: jnp.dtype | None = None) -> jax.Array:
+  """x [..., I] @ w [I, N] with inputs in dtype (default: x's) and float32 accumulation: an
+  LSTM's input projection (and a lower-precision dense layer's matmul, see model.py).
 
-  On CPU its weight gradient is computed from an explicitly transposed copy of x. Autodiff
-  gives XLA the contraction x^T @ d over the leading (time x batch) axis of both operands, which
-  XLA's CPU backend lowers to an Eigen matmul that repacks a transposed copy of d at every
-  call; with x^T materialised first (a quarter of d's size at MusAE's shapes) it is a plain
-  matmul for YNNPACK. Measured: 10-15% of the whole 2-bar training step on a 2-core CPU.
+  x and w are cast to dtype inside, and their gradients come back in x's and w's own dtypes
+  (float32 for float32 activations and parameters), so that a bf16 matmul's backward holds no
+  bf16-output dot: XLA's CPU backend folds a dot's float32 result and its conversion to bf16
+  into one bf16-output dot, which it then computes entirely in float32 (on a Zen 4 at H 256, a
+  quarter of the bf16 2-bar step). Likewise the output gradient is rounded to dtype before the
+  backward matmuls, as autocast does: mixed bf16 x float32 operands also run as float32 dots.
+
+  On CPU the weight gradient of a sequence is computed from an explicitly transposed copy of x.
+  Autodiff gives XLA the contraction x^T @ d over the leading (time x batch) axis of both
+  operands, which XLA's CPU backend lowers to an Eigen matmul that repacks a transposed copy of d
+  at every call; with x^T materialised first (a quarter of d's size at MusAE's shapes) it is a
+  plain matmul for YNNPACK. Measured: 10-15% of the whole 2-bar training step on a 2-core CPU.
   """
-  if jax.default_backend() == "cpu" and x.ndim > 2:  # A sequence [T, B, I]: many rows.
-    return _input_matmul_cpu(x, w)
-  return jnp.dot(x, w, preferred_element_type=jnp.float32)
+  dtype = x.dtype if dtype is None else dtype
+  transposed_copy = jax.default_backend() == "cpu" and x.ndim > 2  # A sequence: many rows.
+  if dtype == jnp.float32 and not transposed_copy:
+    return jnp.dot(x, w, preferred_element_type=jnp.float32)
+  return _matmul(x, w, jnp.dtype(dtype), transposed_copy)
 
 
-@jax.custom_vjp
-def _input_matmul_cpu(x, w):
-  return jnp.dot(x, w, preferred_element_type=jnp.float32)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _matmul(x, w, dtype, transposed_copy: bool):
+  del transposed_copy  # Only the backward pass differs.
+  return jnp.dot(x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
 
 
-def _input_matmul_cpu_fwd(x, w):
-  return _input_matmul_cpu(x, w), (x, w)
+def _matmul_fwd(x, w, dtype, transposed_copy):
+  return _matmul(x, w, dtype, transposed_copy), (x, w)
 
 
-def _input_matmul_cpu_bwd(residuals, d_out):
+def _matmul_bwd(dtype, transposed_copy, residuals, d_out):
   x, w = residuals
-  rows = x.reshape(-1, x.shape[-1])
-  # The barrier keeps XLA from folding the transpose back into the matmul.
-  rows_t = jax.lax.optimization_barrier(rows.T)
-  # As autodiff's own transpose rule: mixed input dtypes (bf16 x or w, float32 d_out), float32
-  # accumulation, then the operand's dtype.
-  contract_last_first = (((1,), (0,)), ((), ()))
-  d_w = jax.lax.dot_general(rows_t, d_out.reshape(-1, d_out.shape[-1]), contract_last_first,
-                            preferred_element_type=jnp.float32)
-  d_x = jax.lax.dot_general(d_out, w, (((d_out.ndim - 1,), (1,)), ((), ())),
+  d_out, x_in, w_in = d_out.astype(dtype), x.astype(dtype), w.astype(dtype)
+  d_rows = d_out.reshape(-1, d_out.shape[-1])
+  if transposed_copy:
+    d_w = jax.lax.dot_general(_transposed_copy(x.reshape(-1, x.shape[-1]), dtype), d_rows,
+                              (((1,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  else:
+    d_w = jax.lax.dot_general(x_in.reshape(-1, x.shape[-1]), d_rows, (((0,), (0,)), ((), ())),
+                              preferred_element_type=jnp.float32)
+  d_x = jax.lax.dot_general(d_out, w_in, (((d_out.ndim - 1,), (1,)), ((), ())),
                             preferred_element_type=jnp.float32)
   return d_x.astype(x.dtype), d_w.astype(w.dtype)
 
 
-_input_matmul_cpu.defvjp(_input_matmul_cpu_fwd, _input_matmul_cpu_bwd)
+_matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+def _transposed_copy(rows: jax.Array, dtype: jnp.dtype) -> jax.Array:
+  """rows.T in dtype, materialised for a matmul (input_matmul's weight gradient)."""
+  if dtype == jnp.bfloat16 and jax.default_backend() == "cpu" and _lstm_cpu().BF16_MATMULS:
+    # XLA folds a transpose it can see into the dot, barrier or not, and runs a bf16 dot with a
+    # transposed operand as a float32 one: on a Zen 4, 2 bars, H 256, the bf16 step was 8-10%
+    # slower so. The fused kernel's library transposes in a call XLA cannot look into.
+    return _lstm_cpu().transpose_to_bf16(rows)
+  # For float32 the barrier keeps XLA from folding the transpose back into the matmul.
+  return jax.lax.optimization_barrier(rows.astype(dtype).T)
 
 
 @jax.custom_vjp
@@ -347,7 +369,7 @@ class LSTM(nnx.Module):
     out, start = (None if self._kernel_adds_bias() else self.b[...]), 0
     for x in inputs:
       rows = self.w_ih[start:start + x.shape[-1]]
-      term = input_matmul(x.astype(self.dtype), rows.astype(self.dtype))
+      term = input_matmul(x, rows, self.dtype)
       out = term if out is None else out + term
       start += x.shape[-1]
     if start != self.w_ih.shape[0]:

@@ -44,6 +44,7 @@ _LIBRARY_STEM = "_lstm_cpu"
 _FORWARD_TRAIN = "musae_lstm_forward_train"
 _FORWARD_INFER = "musae_lstm_forward_infer"
 _BACKWARD = "musae_lstm_backward"
+_TRANSPOSE_TO_BF16 = "musae_transpose_to_bf16"
 
 
 def library_path() -> pathlib.Path | None:
@@ -106,9 +107,11 @@ def _load() -> tuple[int, str, bool, tuple[str, ...], tuple[str, ...]] | None:
                              f"dispatch; {path} predates it: rebuild with `pip install -e .`.")
   for target, symbol in ((_FORWARD_TRAIN, "MusaeLstmForwardTrain"),
                          (_FORWARD_INFER, "MusaeLstmForwardInfer"),
-                         (_BACKWARD, "MusaeLstmBackward")):
-    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
-                                platform="cpu")
+                         (_BACKWARD, "MusaeLstmBackward"),
+                         (_TRANSPOSE_TO_BF16, "MusaeTransposeToBf16")):
+    if hasattr(library, symbol):  # (A library built before the bf16 level lacks the last.)
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
+                                  platform="cpu")
   if legacy:
     return int(library.musae_lstm_cpu_vector_width()), "native", False, ("native",), ("native",)
   library.musae_lstm_cpu_isa.restype = ctypes.c_char_p
@@ -120,6 +123,7 @@ def _load() -> tuple[int, str, bool, tuple[str, ...], tuple[str, ...]] | None:
   isa = _select_isa(library)
   width = int(library.musae_lstm_cpu_vector_width())
   bf16_matmuls = (hasattr(library, "musae_lstm_cpu_bf16_matmuls") and
+                  hasattr(library, "MusaeTransposeToBf16") and
                   library.musae_lstm_cpu_bf16_matmuls() == 1)
   logging.info("Fused CPU LSTM kernel: %s level (%d floats a vector)%s.", isa, width,
                f", forced by {ISA_ENV}" if os.environ.get(ISA_ENV, "auto") != "auto" else "")
@@ -193,6 +197,15 @@ def _fused_bwd(reverse, bf16, num_steps, constant, residuals, cotangents):
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
+
+
+def transpose_to_bf16(x: jax.Array) -> jax.Array:
+  """x [R, C] float32 -> x^T [C, R] bfloat16 in a custom call that XLA cannot fold into the dot
+  that reads it (see csrc/lstm_cpu.cc); only where BF16_MATMULS."""
+  call = jax.ffi.ffi_call(_TRANSPOSE_TO_BF16,
+                          jax.ShapeDtypeStruct(x.shape[:-2] + x.shape[:-3:-1], jnp.bfloat16),
+                          vmap_method="broadcast_all")
+  return call(x.astype(jnp.float32))
 
 
 def supports(w_hh: jax.Array) -> bool:

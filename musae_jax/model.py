@@ -26,9 +26,34 @@ def compute_dtype(name: str) -> jnp.dtype:
   return COMPUTE_DTYPES[name]
 
 
+def _keep_dtypes(args, dtype=None):
+  del dtype  # lstm.input_matmul casts the matmul's inputs itself.
+  return args
+
+
+def _input_matmul_dot_general(dtype):
+  """A dot_general for nnx.Linear's x [..., I] @ kernel [I, N] through lstm.input_matmul: inputs
+  in dtype, float32 accumulation, gradients in the operands' own dtypes (see input_matmul for
+  why a bf16 layer needs that on CPU)."""
+
+  def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None,
+                  out_sharding=None):
+    del precision, preferred_element_type  # Default precision; float32 results.
+    if dimension_numbers != (((lhs.ndim - 1,), (0,)), ((), ())) or out_sharding is not None:
+      raise NotImplementedError(f"{dimension_numbers}, out_sharding={out_sharding}")
+    return lstm.input_matmul(lhs, rhs, dtype)
+
+  return dot_general
+
+
 def _linear(in_features: int, out_features: int, dtype, rngs: nnx.Rngs) -> nnx.Linear:
+  if dtype == jnp.float32:  # Autodiff's own dot, as always.
+    return nnx.Linear(in_features, out_features, dtype=dtype, param_dtype=jnp.float32,
+                      preferred_element_type=jnp.float32, rngs=rngs)
+  # Lower precision: the layer's input, kernel and bias stay float32 arrays; the matmul casts.
   return nnx.Linear(in_features, out_features, dtype=dtype, param_dtype=jnp.float32,
-                    preferred_element_type=jnp.float32, rngs=rngs)
+                    promote_dtype=_keep_dtypes, dot_general=_input_matmul_dot_general(dtype),
+                    rngs=rngs)
 
 
 class Encoder(nnx.Module):

@@ -109,6 +109,15 @@ def test_one_hot_projection_is_the_one_hot_matmul():
   np.testing.assert_allclose(grads["b"][...], ref_grads["b"][...], rtol=1e-6, atol=1e-6)
 
 
+@jax.custom_vjp
+def _rounds_its_gradient_to_bf16(y):
+  return y
+
+
+_rounds_its_gradient_to_bf16.defvjp(lambda y: (y, None),
+                                    lambda _, g: (g.astype(jnp.bfloat16).astype(g.dtype),))
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_input_matmul_gradients_equal_autodiff_of_the_plain_matmul(dtype):
   keys = jax.random.split(jax.random.key(4), 3)
@@ -116,7 +125,9 @@ def test_input_matmul_gradients_equal_autodiff_of_the_plain_matmul(dtype):
   w = jax.random.normal(keys[1], (8, 16)).astype(dtype)
   weights = jax.random.normal(keys[2], (5, 3, 16))
   loss = lambda matmul: lambda x, w: jnp.sum(weights * matmul(x, w))
-  plain = lambda x, w: jnp.dot(x, w, preferred_element_type=jnp.float32)
+  # In bf16 the output gradient is rounded to bf16 before the backward matmuls (as autocast does).
+  rounded = _rounds_its_gradient_to_bf16 if dtype == jnp.bfloat16 else lambda y: y
+  plain = lambda x, w: rounded(jnp.dot(x, w, preferred_element_type=jnp.float32))
   grads = jax.jit(jax.grad(loss(lstm.input_matmul), argnums=(0, 1)))(x, w)
   ref_grads = jax.jit(jax.grad(loss(plain), argnums=(0, 1)))(x, w)
   for grad, ref_grad in zip(grads, ref_grads):
@@ -127,6 +138,22 @@ def test_input_matmul_gradients_equal_autodiff_of_the_plain_matmul(dtype):
                                                                     w[None].repeat(2, 0))
   np.testing.assert_allclose(np.float32(batched[1]), np.float32(ref_grads[1]), rtol=1e-5,
                              atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [3, 40])  # The rows of one step, and of a sequence.
+def test_bf16_input_matmul_of_float32_arrays_gives_float32_gradients_close_to_float32(rows):
+  keys = jax.random.split(jax.random.key(5), 3)
+  x = jax.random.normal(keys[0], (rows, 3, 48))
+  w = jax.random.normal(keys[1], (48, 32))
+  weights = jax.random.normal(keys[2], (rows, 3, 32))
+  loss = lambda dtype: lambda x, w: jnp.sum(weights * lstm.input_matmul(x, w, dtype))
+  value, grads = jax.jit(jax.value_and_grad(loss(jnp.bfloat16), argnums=(0, 1)))(x, w)
+  ref_value, ref_grads = jax.jit(jax.value_and_grad(loss(jnp.float32), argnums=(0, 1)))(x, w)
+  np.testing.assert_allclose(value, ref_value, rtol=2e-2, atol=0.5)
+  for grad, ref_grad in zip(grads, ref_grads):
+    assert grad.dtype == jnp.float32
+    np.testing.assert_allclose(grad, ref_grad, atol=2e-2 * float(jnp.abs(ref_grad).max()))
+    assert not np.array_equal(grad, ref_grad)  # The bf16 matmuls did run.
 
 
 def test_split_input_projection_equals_concatenated_input():

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -312,3 +313,34 @@ def test_forcing_a_level_the_cpu_cannot_run_is_refused(monkeypatch):
   assert lstm_cpu._select_isa(library) == "generic"  # pylint: disable=protected-access
   monkeypatch.setenv(lstm_cpu.ISA_ENV, "auto")
   assert lstm_cpu._select_isa(_FakeLibrary()) == "avx2"  # pylint: disable=protected-access
+
+
+@pytest.mark.skipif(not lstm_cpu.BF16_MATMULS, reason="the kernel's level has no bf16 matmuls")
+# A ragged matrix, and the rows of the 2-bar model's sequences (XLA's CPU backend ran a bf16 dot
+# with a transposed operand as a float32 one only from some size on).
+@pytest.mark.parametrize("shape", [(37, 21), (32, 64, 256)])
+def test_transpose_to_bf16_rounds_like_xla_and_keeps_bf16_dots_bf16(shape):
+  x = jax.random.normal(jax.random.key(0), shape) * 3.0
+  expected = jnp.swapaxes(x, -1, -2).astype(jnp.bfloat16)
+  assert np.array_equal(np.asarray(lstm_cpu.transpose_to_bf16(x)), np.asarray(expected))
+  # The bf16 weight gradient of a sequence's projection then compiles to a bf16 dot.
+  x3 = x.reshape((-1,) + shape[-2:])
+  w = jax.random.normal(jax.random.key(1), (shape[-1], 32))
+  grad = jax.jit(jax.grad(lambda w: jnp.sum(lstm.input_matmul(x3, w, jnp.bfloat16) ** 2)))
+  operand_types = _dot_operand_types(grad.lower(w).compile().as_text())
+  assert operand_types and all(t.startswith("bf16[") for t in operand_types), operand_types
+
+
+def _dot_operand_types(hlo: str) -> list[str]:
+  """The types of every dot's operands in optimized HLO text (dots sit in fused computations,
+  their operands being the computation's parameters or instructions before them)."""
+  types, found = {}, []
+  for line in hlo.splitlines():
+    line = line.strip()
+    definition = re.match(r"(%[\w.-]+) = (\w+\[[\d,]*\])", line)
+    if definition:
+      types[definition.group(1)] = definition.group(2)
+    dot = re.search(r" dot\((%[\w.-]+), (%[\w.-]+)\)", line)
+    if dot:
+      found += [types[dot.group(1)], types[dot.group(2)]]
+  return found
