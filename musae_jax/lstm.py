@@ -164,6 +164,14 @@ def kernel_adds_bias(impl: str, w_hh: jax.Array | jax.ShapeDtypeStruct) -> bool:
   return resolve_impl(impl) == "cpu_fused" and _lstm_cpu().supports(w_hh)
 
 
+def cpu_runs_bf16_matmuls() -> bool:
+  """Whether a bfloat16 LSTM runs bf16 matmuls on this CPU: the fused kernel's level has them
+  (AVX512-BF16). Elsewhere the kernel computes bfloat16 weights in float32 and the bfloat16 step
+  gains nothing measurable (0.98x and 1.09x float32's on a Zen 4 with XLA, oneDNN and the kernel
+  capped at AVX2, 2 bars, H 256; BENCHMARKS.md)."""
+  return _lstm_cpu().BF16_MATMULS
+
+
 def _cpu_fused_built() -> bool:
   return _lstm_cpu().AVAILABLE
 
@@ -296,7 +304,7 @@ _matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 def _transposed_copy(rows: jax.Array, dtype: jnp.dtype) -> jax.Array:
   """rows.T in dtype, materialised for a matmul (input_matmul's weight gradient)."""
-  if dtype == jnp.bfloat16 and jax.default_backend() == "cpu" and _lstm_cpu().BF16_MATMULS:
+  if dtype == jnp.bfloat16 and jax.default_backend() == "cpu" and cpu_runs_bf16_matmuls():
     # XLA folds a transpose it can see into the dot, barrier or not, and runs a bf16 dot with a
     # transposed operand as a float32 one: on a Zen 4, 2 bars, H 256, the bf16 step was 8-10%
     # slower so. The fused kernel's library transposes in a call XLA cannot look into.

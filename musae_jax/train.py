@@ -22,6 +22,7 @@ from data_pipeline.tokens import TRACKS
 from musae_common.errors import UserError
 from musae_jax import checkpointing
 from musae_jax import config_checks
+from musae_jax import lstm
 from musae_jax import sharding
 from musae_jax import step as step_lib
 from musae_jax import training_health
@@ -123,6 +124,16 @@ def _progress(start: int, total: int) -> tqdm.tqdm:
                    disable=jax.process_index() != 0, mininterval=2.0)
 
 
+def compute_dtype_notice(config: ml_collections.ConfigDict) -> str | None:
+  """A line for the log when config.model.dtype=bfloat16 cannot pay on this machine's CPU."""
+  if (config.model.dtype != "bfloat16" or jax.default_backend() != "cpu" or
+      lstm.cpu_runs_bf16_matmuls()):
+    return None
+  return ("config.model.dtype=bfloat16, but this CPU has no bf16 dot instructions (AVX512-BF16) "
+          "for the LSTMs: bfloat16 is no faster than float32 here, only less precise "
+          "(--config.model.dtype=float32).")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains (or resumes training) the configured MusAE in workdir. Returns the final metrics."""
   config_checks.validate(config)
@@ -135,6 +146,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   per_process_batch = sharding.per_process_batch_size(config.batch_size, mesh)
   logging.info("%d devices, %d processes; global batch %d, %d rows per process.",
                jax.device_count(), jax.process_count(), config.batch_size, per_process_batch)
+
+  if notice := compute_dtype_notice(config):
+    logging.warning(notice)
 
   graphdef, state = step_lib.create_train_state(config, len(genres))
   replicated = sharding.replicated(mesh)

@@ -108,8 +108,9 @@ def test_auto_prefers_the_fused_kernel():
   assert lstm.resolve_impl("auto") == "cpu_fused"
 
 
-def _tiny_config(impl):
+def _tiny_config(impl, dtype="float32"):
   config = default_config.get_config()
+  config.model.dtype = dtype
   config.batch_size = 5
   config.data.bars = 2
   config.model.hidden_size = 32
@@ -123,7 +124,11 @@ def _tiny_config(impl):
   return config
 
 
-def test_train_step_matches_scan_kernel():
+# In bfloat16 the two kernels round differently (the fused one keeps the recurrent weight
+# gradient in float32 until the end), so two Adam steps may move a parameter by up to twice the
+# learning rate in different directions where a gradient is near zero.
+@pytest.mark.parametrize("dtype,rtol,atol", [("float32", 1e-4, 1e-5), ("bfloat16", 2e-2, 5e-4)])
+def test_train_step_matches_scan_kernel(dtype, rtol, atol):
   from musae_jax import step as step_lib  # pylint: disable=g-import-not-at-top
   num_genres = 3
   rng = np.random.default_rng(0)
@@ -132,7 +137,7 @@ def test_train_step_matches_scan_kernel():
              for _ in range(2)]
   results = {}
   for impl in ("cpu_fused", "scan"):
-    config = _tiny_config(impl)
+    config = _tiny_config(impl, dtype)
     graphdef, state = step_lib.create_train_state(config, num_genres)
     train_step = jax.jit(step_lib.make_train_step(config, graphdef, num_genres))
     for batch in batches:
@@ -141,9 +146,10 @@ def test_train_step_matches_scan_kernel():
   params, metrics = results["cpu_fused"]
   ref_params, ref_metrics = results["scan"]
   for name, value in ref_metrics.items():
-    np.testing.assert_allclose(metrics[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(metrics[name], value, rtol=rtol, atol=atol, err_msg=name)
   for leaf, ref_leaf in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
-    np.testing.assert_allclose(leaf, ref_leaf, rtol=1e-4, atol=1e-5)
+    assert leaf.dtype == jnp.float32
+    np.testing.assert_allclose(leaf, ref_leaf, rtol=rtol, atol=atol)
   assert float(ref_metrics["grad_norm/autoencoder"]) > 0
 
 

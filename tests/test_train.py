@@ -229,3 +229,14 @@ def test_every_shipped_config_validates_and_names_its_run_after_its_file(path):
   if path.stem != "default":
     assert config.name == path.stem
     assert f"--config=configs/{path.name}" in module.__doc__  # The command that trains it.
+
+
+def test_bfloat16_on_a_cpu_without_bf16_dots_says_float32_is_as_fast(monkeypatch):
+  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
+  config = train_helpers.tiny_config("unused")
+  assert train.compute_dtype_notice(config) is None  # float32
+  config.model.dtype = "bfloat16"
+  monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", False)
+  assert "no faster than float32" in train.compute_dtype_notice(config)
+  monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", True)
+  assert train.compute_dtype_notice(config) is None
