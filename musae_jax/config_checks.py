@@ -13,7 +13,7 @@ from musae_jax import step
 _CHOICES = {
     "data.bars": tuple(config.bars for config in builder.MusaeWindows.BUILDER_CONFIGS),
     "model.prior": priors.PRIORS,
-    "model.dtype": tuple(model.COMPUTE_DTYPES),
+    "model.dtype": model.DTYPE_CHOICES,
     "optim.lr_schedule": step.LR_SCHEDULES,
 }
 _POSITIVE = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",

@@ -47,7 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.flower_radial_variance = 0.1  # Flower prior: variance along the radius (a_1).
   config.model.flower_other_variance = 0.001  # Flower prior: variance in every other direction (a_2).
   config.model.lstm_impl = "auto"  # LSTM kernel: "auto", "cpu_fused", "scan" (custom VJP), "reference".
-  config.model.dtype = "float32"  # Compute dtype of the matmuls: "float32" or "bfloat16".
+  # Compute dtype of the matmuls: "float32", "bfloat16" (float32 accumulation, parameters and
+  # optimizer state), or "auto": bfloat16 on a CPU with bf16 dot instructions, else float32.
+  config.model.dtype = "float32"
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-4  # Adam learning rate at step 0 (paper).

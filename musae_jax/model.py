@@ -18,11 +18,18 @@ from musae_jax import priors
 from musae_jax.lstm import LSTM
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPE_CHOICES = (*COMPUTE_DTYPES, "auto")  # config.model.dtype's choices.
 
 
 def compute_dtype(name: str) -> jnp.dtype:
+  """config.model.dtype's matmul dtype. "auto" is bfloat16 on a CPU whose LSTMs run bf16 matmuls
+  (AVX512-BF16; lstm.cpu_runs_bf16_matmuls) and float32 elsewhere, accelerators included (their
+  bf16 path is not measured yet)."""
+  if name == "auto":
+    name = ("bfloat16" if jax.default_backend() == "cpu" and lstm.cpu_runs_bf16_matmuls() else
+            "float32")
   if name not in COMPUTE_DTYPES:
-    raise ValueError(f"config.model.dtype={name!r}; expected one of {sorted(COMPUTE_DTYPES)}.")
+    raise ValueError(f"config.model.dtype={name!r}; expected one of {DTYPE_CHOICES}.")
   return COMPUTE_DTYPES[name]
 
 

@@ -23,6 +23,7 @@ from musae_common.errors import UserError
 from musae_jax import checkpointing
 from musae_jax import config_checks
 from musae_jax import lstm
+from musae_jax import model as model_lib
 from musae_jax import sharding
 from musae_jax import step as step_lib
 from musae_jax import training_health
@@ -147,6 +148,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   logging.info("%d devices, %d processes; global batch %d, %d rows per process.",
                jax.device_count(), jax.process_count(), config.batch_size, per_process_batch)
 
+  logging.info("Matmuls in %s (config.model.dtype=%s).",
+               jnp.dtype(model_lib.compute_dtype(config.model.dtype)).name, config.model.dtype)
   if notice := compute_dtype_notice(config):
     logging.warning(notice)
 

@@ -11,7 +11,7 @@ import pytest
 from configs import default
 from data_pipeline.tokens import NUM_CLASSES, SILENT, TRACKS
 from musae_jax import lstm
-from musae_jax.model import MusAE
+from musae_jax.model import MusAE, compute_dtype
 
 BATCH, STEPS = 3, 8
 
@@ -143,6 +143,15 @@ def test_bfloat16_compute_keeps_float32_parameters_and_close_outputs():
   flat16 = np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads16)])
   cosine = flat32 @ flat16 / (np.linalg.norm(flat32) * np.linalg.norm(flat16))
   assert cosine > 0.99, cosine
+
+
+def test_auto_compute_dtype_is_bfloat16_only_where_the_cpu_runs_bf16_matmuls(monkeypatch):
+  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", True)
+  assert compute_dtype("auto") == jnp.bfloat16
+  monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", False)
+  assert compute_dtype("auto") == jnp.float32
+  assert compute_dtype("bfloat16") == jnp.bfloat16  # Asked for by name, it is what runs.
 
 
 def test_unknown_compute_dtype_names_the_field():
