@@ -179,6 +179,19 @@ inline Vf Tanh(Vf x) {
   return ax < small ? x : p * Reciprocal(q);
 }
 
+// The lines of NV vectors of b (rows ldb apart) eight depth steps ahead: 5-9% off the kernel's
+// forward + backward on an Intel Xeon, AVX-512 and AVX2 levels (4 ahead gave the same, 16 less;
+// BENCHMARKS.md). A prefetch never faults, so running past the end of b is harmless; the address
+// is computed as an integer for that reason.
+template <int NV>
+inline void PrefetchAhead(const float* b, int64_t ldb) {
+#pragma GCC unroll 4
+  for (int v = 0; v < NV * kVec; v += kCacheLineFloats)
+    __builtin_prefetch(reinterpret_cast<const void*>(
+                           reinterpret_cast<uintptr_t>(b + v) + 8 * ldb * sizeof(float)),
+                       0, 3);
+}
+
 // acc[m][v] = sum_k a[m * lda + k * a_step] * b[k * ldb + v * kVec + (0..kVec)] for v < NV: MR
 // rows of a times NV adjacent vectors' worth of columns of b (ldb = 4 * kVec when b is packed
 // k-major). a_step = 1 reads a row-major; lda = 1 reads it transposed.
@@ -191,15 +204,7 @@ inline void PanelMatmulN(const float* a, int64_t lda, int64_t a_step, const floa
     for (int v = 0; v < NV; ++v) acc[m][v] = Vf{};
   for (int64_t k = 0; k < depth; ++k) {
     Vf bv[NV];
-    // The lines of b eight depth steps ahead: 5-9% off the kernel's forward + backward on an
-    // Intel Xeon, AVX-512 and AVX2 levels (4 ahead gave the same, 16 less; BENCHMARKS.md). A
-    // prefetch never faults, so running past the end of b is harmless; the address is computed
-    // as an integer for that reason.
-#pragma GCC unroll 4
-    for (int v = 0; v < NV * kVec; v += kCacheLineFloats)
-      __builtin_prefetch(reinterpret_cast<const void*>(
-                             reinterpret_cast<uintptr_t>(b + v) + 8 * ldb * sizeof(float)),
-                         0, 3);
+    PrefetchAhead<NV>(b, ldb);
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = Load(b + v * kVec);
     b += ldb;
@@ -227,11 +232,7 @@ inline void PanelMatmulPairsN(const float* a, int64_t lda, int64_t a_step, const
     for (int v = 0; v < NV; ++v) sum[m][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < depth; ++k) {
     __m512bh bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV * kVec; v += kCacheLineFloats)
-      __builtin_prefetch(reinterpret_cast<const void*>(
-                             reinterpret_cast<uintptr_t>(b + v) + 8 * ldb * sizeof(float)),
-                         0, 3);
+    PrefetchAhead<NV>(b, ldb);
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_ps(b + v * kVec);
     b += ldb;
