@@ -1,8 +1,9 @@
 // Declarations shared by the fused CPU LSTM's dispatcher (lstm_cpu.cc) and its per-ISA kernel
 // builds (lstm_cpu_avx512_bf16.cc, lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc,
-// lstm_cpu_generic.cc, each compiling lstm_cpu_kernel.h for one instruction set). Plain data only: no code lives here, so
-// that no inline function or template instance can be emitted by a translation unit compiled for
-// a wider instruction set and then picked by the linker for the others.
+// lstm_cpu_generic.cc, each compiling lstm_cpu_kernel.h for one instruction set). Plain data
+// only: no code lives here, so that no inline function or template instance can be emitted by a
+// translation unit compiled for a wider instruction set and then picked by the linker for the
+// others.
 
 #ifndef MUSAE_JAX_CSRC_LSTM_CPU_COMMON_H_
 #define MUSAE_JAX_CSRC_LSTM_CPU_COMMON_H_
@@ -95,7 +96,8 @@ struct Kernels {
 };
 
 #if defined(__x86_64__) || defined(__i386__)
-extern const Kernels kAvx512Bf16Kernels;  // its bf16 entries; lstm_cpu.cc adds the float32 ones
+// lstm_cpu.cc's avx512_bf16 level takes its bf16 entries, and its float32 ones from kAvx512Kernels.
+extern const Kernels kAvx512Bf16Kernels;
 extern const Kernels kAvx512Kernels;
 extern const Kernels kAvx2Kernels;
 extern const Kernels kAvxKernels;

@@ -1,7 +1,8 @@
 // The vector body of the fused CPU LSTM (see lstm_cpu.cc for what it computes and why), compiled
-// once per instruction-set level: lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc and
-// lstm_cpu_generic.cc each define one MUSAE_LSTM_ISA_* macro, switch the compiler's target for the
-// rest of their translation unit, and include this file, which defines that level's Kernels table.
+// once per instruction-set level: lstm_cpu_avx512_bf16.cc, lstm_cpu_avx512.cc, lstm_cpu_avx2.cc,
+// lstm_cpu_avx.cc and lstm_cpu_generic.cc each define one MUSAE_LSTM_ISA_* macro, switch the
+// compiler's target for the rest of their translation unit, and include this file, which defines
+// that level's Kernels table.
 //
 // Everything here has internal linkage (an anonymous namespace) and uses no standard-library
 // template or inline function: an AVX-512 copy of, say, std::min could otherwise be the one the
@@ -89,11 +90,16 @@ inline Vf Splat(float x) { return Vf{x, x, x, x}; }
 inline Vf Min(Vf a, Vf b) { return a < b ? a : b; }
 
 #if defined(MUSAE_LSTM_BF16)
-// x rounded to bf16 (to nearest, ties to even) in the low 16 bits, as VCVTNEPS2BF16 rounds a
-// normal float. For the few values converted one at a time.
+// x rounded to bf16 in the low 16 bits exactly as VCVTNEPS2BF16 rounds it (to nearest, ties to
+// even; a NaN stays a quiet NaN; a denormal becomes a zero of its sign), so that a value packs to
+// the same bits whether it is converted alone or in a vector (the backward pack and the unit
+// tails of the weight gradient convert one at a time).
 inline uint32_t Bf16Bits(float x) {
   uint32_t bits;
   __builtin_memcpy(&bits, &x, sizeof(bits));
+  const uint32_t magnitude = bits & 0x7FFFFFFFu;
+  if (magnitude > 0x7F800000u) return (bits >> 16) | 0x40u;
+  if (magnitude < 0x00800000u) return (bits >> 16) & 0x8000u;
   return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
 }
 

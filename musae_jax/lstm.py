@@ -164,12 +164,16 @@ def kernel_adds_bias(impl: str, w_hh: jax.Array | jax.ShapeDtypeStruct) -> bool:
   return resolve_impl(impl) == "cpu_fused" and _lstm_cpu().supports(w_hh)
 
 
-def cpu_runs_bf16_matmuls() -> bool:
-  """Whether a bfloat16 LSTM runs bf16 matmuls on this CPU: the fused kernel's level has them
-  (AVX512-BF16). Elsewhere the kernel computes bfloat16 weights in float32 and the bfloat16 step
-  gains nothing measurable (0.98x and 1.09x float32's on a Zen 4 with XLA, oneDNN and the kernel
-  capped at AVX2, 2 bars, H 256; BENCHMARKS.md)."""
-  return _lstm_cpu().BF16_MATMULS
+def runs_bf16_matmuls(impl: str, hidden_size: int) -> bool:
+  """Whether a bfloat16 LSTM of hidden_size units on kernel impl runs bf16 matmuls here: on the
+  fused CPU kernel (which supports the shape and this device count) at a level with bf16 dot
+  instructions (AVX512-BF16). Elsewhere the fused kernel computes bfloat16 weights in float32
+  and the bfloat16 step gains nothing measurable (0.98x and 1.09x float32's on a Zen 4 with XLA,
+  oneDNN and the kernel capped at AVX2, 2 bars, H 256; BENCHMARKS.md), and the scan kernel's
+  bf16 matmuls are slower than the fused kernel's float32 ones."""
+  w_hh = jax.ShapeDtypeStruct((hidden_size, NUM_GATES * hidden_size), jnp.bfloat16)
+  return (resolve_impl(impl) == "cpu_fused" and _lstm_cpu().supports(w_hh) and
+          _lstm_cpu().BF16_MATMULS)
 
 
 def _cpu_fused_built() -> bool:
@@ -304,7 +308,8 @@ _matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 def _transposed_copy(rows: jax.Array, dtype: jnp.dtype) -> jax.Array:
   """rows.T in dtype, materialised for a matmul (input_matmul's weight gradient)."""
-  if dtype == jnp.bfloat16 and jax.default_backend() == "cpu" and cpu_runs_bf16_matmuls():
+  if (dtype == jnp.bfloat16 and jax.default_backend() == "cpu" and jax.device_count() == 1 and
+      _lstm_cpu().BF16_MATMULS):
     # XLA folds a transpose it can see into the dot, barrier or not, and runs a bf16 dot with a
     # transposed operand as a float32 one: on a Zen 4, 2 bars, H 256, the bf16 step was 8-10%
     # slower so. The fused kernel's library transposes in a call XLA cannot look into.

@@ -97,23 +97,19 @@ def _load() -> tuple[int, str, bool, tuple[str, ...], tuple[str, ...]] | None:
     logging.warning("Cannot load the fused CPU LSTM kernel %s (%s); LSTMs use the pure-JAX scan.",
                     path, error)
     return None
-  legacy = not hasattr(library, "musae_lstm_cpu_set_isa")
-  if legacy:
-    # A library built before the run-time dispatch, for the CPU that built it: used as it is.
-    logging.warning("The fused CPU LSTM kernel %s predates run-time ISA dispatch (it was built for "
-                    "one CPU); rebuild it with `pip install -e .`.", path)
-    if os.environ.get(ISA_ENV, "auto").strip().lower() not in ("", "auto"):
-      raise errors.UserError(f"{ISA_ENV} needs a fused CPU LSTM kernel built with run-time ISA "
-                             f"dispatch; {path} predates it: rebuild with `pip install -e .`.")
+  if not hasattr(library, "musae_lstm_cpu_bf16_matmuls"):
+    # Its handlers take other operands and attributes than this module passes (every call would
+    # fail): a library built by an earlier version, e.g. a checkout updated without reinstalling.
+    logging.warning("The fused CPU LSTM kernel %s was built by an earlier version of musae-jax; "
+                    "LSTMs use the pure-JAX scan until it is rebuilt with `pip install -e .`.",
+                    path)
+    return None
   for target, symbol in ((_FORWARD_TRAIN, "MusaeLstmForwardTrain"),
                          (_FORWARD_INFER, "MusaeLstmForwardInfer"),
                          (_BACKWARD, "MusaeLstmBackward"),
                          (_TRANSPOSE_TO_BF16, "MusaeTransposeToBf16")):
-    if hasattr(library, symbol):  # (A library built before the bf16 level lacks the last.)
-      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
-                                  platform="cpu")
-  if legacy:
-    return int(library.musae_lstm_cpu_vector_width()), "native", False, ("native",), ("native",)
+    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
+                                platform="cpu")
   library.musae_lstm_cpu_isa.restype = ctypes.c_char_p
   library.musae_lstm_cpu_compiled_isas.restype = ctypes.c_char_p
   library.musae_lstm_cpu_set_isa.argtypes = [ctypes.c_char_p]
@@ -122,9 +118,7 @@ def _load() -> tuple[int, str, bool, tuple[str, ...], tuple[str, ...]] | None:
   # the vector width, and so which shapes JAX sends to the kernel.
   isa = _select_isa(library)
   width = int(library.musae_lstm_cpu_vector_width())
-  bf16_matmuls = (hasattr(library, "musae_lstm_cpu_bf16_matmuls") and
-                  hasattr(library, "MusaeTransposeToBf16") and
-                  library.musae_lstm_cpu_bf16_matmuls() == 1)
+  bf16_matmuls = library.musae_lstm_cpu_bf16_matmuls() == 1
   logging.info("Fused CPU LSTM kernel: %s level (%d floats a vector)%s.", isa, width,
                f", forced by {ISA_ENV}" if os.environ.get(ISA_ENV, "auto") != "auto" else "")
   return (width, isa, bf16_matmuls) + _levels(library)
@@ -132,8 +126,7 @@ def _load() -> tuple[int, str, bool, tuple[str, ...], tuple[str, ...]] | None:
 
 _LOADED = _load()
 # The level in use, its width and whether it has bf16 matmuls; the levels the library has and
-# those this CPU runs (widest first). None, False and () when the library is not there; "native"
-# for a library built before the run-time dispatch.
+# those this CPU runs (widest first). None, False and () when the library is not there.
 VECTOR_WIDTH, ISA, BF16_MATMULS, COMPILED_ISAS, RUNNABLE_ISAS = (
     _LOADED if _LOADED is not None else (None, None, False, (), ()))
 AVAILABLE = VECTOR_WIDTH is not None
@@ -199,13 +192,20 @@ def _fused_bwd(reverse, bf16, num_steps, constant, residuals, cotangents):
 _fused.defvjp(_fused_fwd, _fused_bwd)
 
 
+@jax.custom_jvp
 def transpose_to_bf16(x: jax.Array) -> jax.Array:
-  """x [R, C] float32 -> x^T [C, R] bfloat16 in a custom call that XLA cannot fold into the dot
-  that reads it (see csrc/lstm_cpu.cc); only where BF16_MATMULS."""
+  """x [..., R, C] float32 -> x^T [..., C, R] bfloat16 in a custom call that XLA cannot fold into
+  the dot that reads it (see csrc/lstm_cpu.cc); only where BF16_MATMULS. Differentiable (its
+  derivative is the plain transpose), so a gradient through it can be differentiated again."""
   call = jax.ffi.ffi_call(_TRANSPOSE_TO_BF16,
                           jax.ShapeDtypeStruct(x.shape[:-2] + x.shape[:-3:-1], jnp.bfloat16),
                           vmap_method="broadcast_all")
   return call(x.astype(jnp.float32))
+
+
+@transpose_to_bf16.defjvp
+def _transpose_to_bf16_jvp(primals, tangents):
+  return transpose_to_bf16(*primals), jnp.swapaxes(tangents[0], -1, -2).astype(jnp.bfloat16)
 
 
 def supports(w_hh: jax.Array) -> bool:

@@ -21,13 +21,14 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 DTYPE_CHOICES = (*COMPUTE_DTYPES, "auto")  # config.model.dtype's choices.
 
 
-def compute_dtype(name: str) -> jnp.dtype:
-  """config.model.dtype's matmul dtype. "auto" is bfloat16 on a CPU whose LSTMs run bf16 matmuls
-  (AVX512-BF16; lstm.cpu_runs_bf16_matmuls) and float32 elsewhere, accelerators included (their
-  bf16 path is not measured yet)."""
+def compute_dtype(model_config: ml_collections.ConfigDict) -> jnp.dtype:
+  """config.model.dtype's matmul dtype. "auto" is bfloat16 where the model's LSTMs run bf16
+  matmuls (the fused kernel on a CPU with AVX512-BF16: lstm.runs_bf16_matmuls) and float32
+  elsewhere, accelerators included (their bf16 path is not measured yet)."""
+  name = model_config.dtype
   if name == "auto":
-    name = ("bfloat16" if jax.default_backend() == "cpu" and lstm.cpu_runs_bf16_matmuls() else
-            "float32")
+    name = ("bfloat16" if lstm.runs_bf16_matmuls(model_config.lstm_impl, model_config.hidden_size)
+            else "float32")
   if name not in COMPUTE_DTYPES:
     raise ValueError(f"config.model.dtype={name!r}; expected one of {DTYPE_CHOICES}.")
   return COMPUTE_DTYPES[name]
@@ -165,7 +166,7 @@ class MusAE(nnx.Module):
 
   def __init__(self, model_config: ml_collections.ConfigDict, num_genres: int, *,
                rngs: nnx.Rngs):
-    dtype = compute_dtype(model_config.dtype)
+    dtype = compute_dtype(model_config)
     hidden = model_config.hidden_size
     latent = model_config.latent_size
     impl = model_config.lstm_impl

@@ -127,11 +127,13 @@ def _progress(start: int, total: int) -> tqdm.tqdm:
 
 def compute_dtype_notice(config: ml_collections.ConfigDict) -> str | None:
   """A line for the log when config.model.dtype=bfloat16 cannot pay on this machine's CPU."""
-  if (config.model.dtype != "bfloat16" or jax.default_backend() != "cpu" or
-      lstm.cpu_runs_bf16_matmuls()):
+  model = config.model
+  if (model.dtype != "bfloat16" or jax.default_backend() != "cpu" or
+      lstm.runs_bf16_matmuls(model.lstm_impl, model.hidden_size)):
     return None
-  return ("config.model.dtype=bfloat16, but this CPU has no bf16 dot instructions (AVX512-BF16) "
-          "for the LSTMs: bfloat16 is no faster than float32 here, only less precise "
+  return ("config.model.dtype=bfloat16, but the LSTMs run no bf16 matmuls here (they need the "
+          "fused CPU kernel on one device of a CPU with AVX512-BF16, and a hidden size that its "
+          "vector width divides): bfloat16 is no faster than float32 here, only less precise "
           "(--config.model.dtype=float32).")
 
 
@@ -149,7 +151,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                jax.device_count(), jax.process_count(), config.batch_size, per_process_batch)
 
   logging.info("Matmuls in %s (config.model.dtype=%s).",
-               jnp.dtype(model_lib.compute_dtype(config.model.dtype)).name, config.model.dtype)
+               jnp.dtype(model_lib.compute_dtype(config.model)).name, config.model.dtype)
   if notice := compute_dtype_notice(config):
     logging.warning(notice)
 

@@ -145,13 +145,19 @@ def test_bfloat16_compute_keeps_float32_parameters_and_close_outputs():
   assert cosine > 0.99, cosine
 
 
-def test_auto_compute_dtype_is_bfloat16_only_where_the_cpu_runs_bf16_matmuls(monkeypatch):
+def test_auto_compute_dtype_is_bfloat16_only_where_the_lstms_run_bf16_matmuls(monkeypatch):
   from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
+  if not lstm_cpu.AVAILABLE:
+    pytest.skip("the fused CPU LSTM kernel is not built")
+  auto = lambda **fields: compute_dtype(_model_config(dtype="auto", **fields))
   monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", True)
-  assert compute_dtype("auto") == jnp.bfloat16
+  assert auto(hidden_size=32, lstm_impl="auto") == jnp.bfloat16
+  assert auto(hidden_size=32, lstm_impl="scan") == jnp.float32
+  assert auto(hidden_size=10, lstm_impl="auto") == jnp.float32  # No whole vector.
   monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", False)
-  assert compute_dtype("auto") == jnp.float32
-  assert compute_dtype("bfloat16") == jnp.bfloat16  # Asked for by name, it is what runs.
+  assert auto(hidden_size=32, lstm_impl="auto") == jnp.float32
+  # Asked for by name, bfloat16 is what runs.
+  assert compute_dtype(_model_config(dtype="bfloat16")) == jnp.bfloat16
 
 
 def test_unknown_compute_dtype_names_the_field():
