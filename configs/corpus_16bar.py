@@ -11,11 +11,11 @@ It differs from configs/corpus_16bar_gm.py only in the prior, so the two test th
 (the genre mixture prior reconstructs 16-bar windows better) at equal cost. Differences from the
 paper's configs/16bar.py are those of configs/corpus_2bar.py (N_h 192, N_z 128, lr 1e-3 with
 clipping, residual connections, initial posterior sigma 0.01, compressed beta ramp), batch 16.
-Result (RESULTS.md, AMD EPYC 2 cores, trained beside corpus_16bar_gm on one core each: 10,000 steps
-in 6.0 hours at 0.58 steps/s, in float32; model.dtype is "auto" now, as in corpus_2bar): on all
-29,718 validation windows (345 songs by unseen artists), MusAE accuracy 0.612 mean (drums 0.613,
-bass 0.554, guitar 0.592, strings 0.688), note accuracy drums 0.372, pitched 0.035, onset F1 0.146
-(majority baseline 0.523 mean accuracy); the flower config is ahead at equal cost (0.634).
+Result (RESULTS.md, AMD EPYC 2 cores, trained beside corpus_16bar_gm on one core each: 10,000
+steps in 6.0 hours at 0.58 steps/s): on all 29,718 validation windows (345 songs by unseen
+artists), MusAE accuracy 0.612 mean (drums 0.613, bass 0.554, guitar 0.592, strings 0.688), note
+accuracy drums 0.372, pitched 0.035, onset F1 0.146 (majority baseline 0.523 mean accuracy); the
+flower config is ahead at equal cost (0.634).
 """
 
 from configs import corpus_2bar
