@@ -168,14 +168,23 @@ def test_explorer_in_chromium(server, tmp_path):
       flower = page.locator("#flower")
       box = flower.bounding_box()
       scale = box["width"] / page.evaluate("document.getElementById('flower').width")
-      point = page.evaluate(f"project({state}.current.code)")
+      canvas_size = page.evaluate("document.getElementById('flower').width")
+      # The page seeds its samples at random, and a sample can project outside the drawn map
+      # (radius 1.35): then nothing can be dragged, so the petal is clicked again, as a user would.
+      for _ in range(20):
+        point = page.evaluate(f"project({state}.current.code)")
+        start = page.evaluate(f"toCanvas({point[0]}, {point[1]})")
+        if all(0 <= v <= canvas_size for v in start):
+          break
+        decodes = page.evaluate("window.musaeExplorer.decodes")
+        page.mouse.click(box["x"] + box["width"] * (0.5 + 0.5 / 1.35), box["y"] + box["height"] / 2)
+        wait_until(page, f"window.musaeExplorer.decodes > {decodes}")
+      assert all(0 <= v <= canvas_size for v in start), f"the current code is off the map: {point}"
+      assert f"sample of {run.genres[0]}" in page.inner_text("#current-caption")
       components = page.evaluate(f"{state}.map.components")
       target = max(components, key=lambda c: (point[0] - math.cos(c["angle"])) ** 2 +
                    (point[1] - math.sin(c["angle"])) ** 2)
-      start = page.evaluate(f"toCanvas({point[0]}, {point[1]})")
       end = page.evaluate(f"toCanvas(Math.cos({target['angle']}), Math.sin({target['angle']}))")
-      canvas_size = page.evaluate("document.getElementById('flower').width")
-      assert all(0 <= v <= canvas_size for v in start), f"the current code is off the map: {point}"
       before, before_code = roll(), code()
       decodes = page.evaluate("window.musaeExplorer.decodes")
       page.mouse.move(box["x"] + start[0] * scale, box["y"] + start[1] * scale)
