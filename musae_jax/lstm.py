@@ -146,15 +146,19 @@ def _lstm_cpu():
   return lstm_cpu
 
 
-def _cpu_fused(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int, bias=None):
+def _cpu_fused(x_proj, w_hh, h0, c0, *, reverse: bool, num_steps: int, bias=None,
+               matmul_dtype=None):
   """The fused CPU kernel (musae_jax/lstm_cpu.py) where it applies, else the scan kernel; named
-  in a config, it runs even where the library is not built. Adds the bias where given."""
-  if not _lstm_cpu().supports(w_hh):
+  in a config, it runs even where the library is not built. Adds the bias where given. With
+  matmul_dtype (see lstm_recurrence) w_hh is the float32 master and its gradient stays float32."""
+  matmul_dtype = w_hh.dtype if matmul_dtype is None else matmul_dtype
+  if not _lstm_cpu().supports(jax.ShapeDtypeStruct(w_hh.shape, matmul_dtype)):
     if bias is not None:
       x_proj = x_proj + bias
-    return _scan(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps)
+    return _scan(x_proj, w_hh.astype(matmul_dtype), h0, c0, reverse=reverse,
+                 num_steps=num_steps)
   return _lstm_cpu().fused(x_proj, w_hh, h0, c0, reverse=reverse, num_steps=num_steps,
-                           bias=bias)
+                           bias=bias, bf16=matmul_dtype == jnp.bfloat16)
 
 
 def kernel_adds_bias(impl: str, w_hh: jax.Array | jax.ShapeDtypeStruct) -> bool:
@@ -215,7 +219,7 @@ def batches_well() -> bool:
 
 def lstm_recurrence(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *,
                     reverse: bool = False, impl: str = "scan", num_steps: int | None = None,
-                    bias: jax.Array | None = None
+                    bias: jax.Array | None = None, matmul_dtype: jnp.dtype | None = None
                     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
   """Runs an LSTM over time, given the input projection.
 
@@ -234,6 +238,10 @@ def lstm_recurrence(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.A
       faster, the 2-bar step within the noise; 9-10% faster at 2 bars where XLA runs without
       YNNPACK (it then lowers that reduction to slow reduce-window loops). For the other
       kernels it is added to x_proj first.
+    matmul_dtype: the recurrent matmuls' input dtype when it is not w_hh's (w_hh then being the
+      float32 parameter): the fused CPU kernel rounds w_hh itself and returns its gradient in
+      float32, where a bf16 w_hh's gradient would reach the optimizer rounded to bf16; the
+      other kernels get w_hh.astype(matmul_dtype).
 
   Returns:
     (hs [T, B, H] float32, (h_T, c_T)), where h_T, c_T is the state after the last processed
@@ -244,14 +252,20 @@ def lstm_recurrence(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.A
   elif x_proj.shape[0] not in (1, num_steps):
     raise ValueError(f"x_proj has {x_proj.shape[0]} steps but num_steps={num_steps}.")
   kernel = IMPLEMENTATIONS[resolve_impl(impl)]
-  x_proj, bias_kwarg = x_proj.astype(jnp.float32), {}
+  kwargs = {}
+  if matmul_dtype is not None:
+    if resolve_impl(impl) == "cpu_fused":
+      kwargs["matmul_dtype"] = matmul_dtype
+    else:
+      w_hh = w_hh.astype(matmul_dtype)
+  x_proj = x_proj.astype(jnp.float32)
   if bias is not None:
-    if kernel_adds_bias(impl, w_hh):
-      bias_kwarg = {"bias": bias.astype(jnp.float32)}
+    if kernel_adds_bias(impl, jax.ShapeDtypeStruct(w_hh.shape, matmul_dtype or w_hh.dtype)):
+      kwargs["bias"] = bias.astype(jnp.float32)
     else:
       x_proj = x_proj + bias.astype(jnp.float32)
   return kernel(x_proj, w_hh, h0.astype(jnp.float32), c0.astype(jnp.float32), reverse=reverse,
-                num_steps=num_steps, **bias_kwarg)
+                num_steps=num_steps, **kwargs)
 
 
 def input_matmul(x: jax.Array, w: jax.Array, dtype: jnp.dtype | None = None) -> jax.Array:
@@ -399,6 +413,6 @@ class LSTM(nnx.Module):
                num_steps: int | None = None) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     """lstm_recurrence with this layer's recurrent weights (and bias, where its kernel adds it);
     x_proj is time-major, from project() or project_one_hot()."""
-    return lstm_recurrence(x_proj, self.w_hh[...].astype(self.dtype), h0, c0, reverse=reverse,
-                           impl=self.impl, num_steps=num_steps,
+    return lstm_recurrence(x_proj, self.w_hh[...], h0, c0, reverse=reverse, impl=self.impl,
+                           num_steps=num_steps, matmul_dtype=self.dtype,
                            bias=self.b[...] if self._kernel_adds_bias() else None)

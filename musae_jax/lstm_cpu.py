@@ -219,14 +219,16 @@ def supports(w_hh: jax.Array) -> bool:
 
 
 def fused(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, *, reverse: bool,
-          num_steps: int, bias: jax.Array | None = None
+          num_steps: int, bias: jax.Array | None = None, bf16: bool | None = None
           ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-  """musae_jax.lstm's recurrence (a LstmKernel) on the fused kernel; only where supports(w_hh)."""
+  """musae_jax.lstm's recurrence (a LstmKernel) on the fused kernel; only where supports(w_hh).
+  bf16 (default: whether w_hh is bfloat16) runs bf16 matmuls, the kernel rounding w_hh."""
   constant = x_proj.shape[0] == 1 and num_steps != 1
   if bias is None:
     bias = jnp.zeros(x_proj.shape[-1:], jnp.float32)
   # The kernel reads float32 arrays; a bfloat16 w_hh converts exactly (and its gradient, float32
-  # from the kernel, back to bfloat16 by the conversion's transpose, as for any bf16 operand).
-  bf16 = w_hh.dtype == jnp.bfloat16
+  # from the kernel, back to bfloat16 by the conversion's transpose, as for any bf16 operand; a
+  # float32 w_hh with bf16=True keeps a float32 gradient).
+  bf16 = w_hh.dtype == jnp.bfloat16 if bf16 is None else bf16
   return _fused(x_proj, bias.astype(jnp.float32), w_hh.astype(jnp.float32), h0, c0, reverse,
                 bf16, num_steps, constant)

@@ -355,3 +355,21 @@ def _dot_operand_types(hlo: str) -> list[str]:
     if dot:
       found += [types[dot.group(1)], types[dot.group(2)]]
   return found
+
+
+@pytest.mark.skipif(not lstm_cpu.BF16_MATMULS, reason="the kernel's level has no bf16 matmuls")
+def test_a_bf16_layer_gets_its_recurrent_weight_gradient_in_float32():
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.key(0), (7, 5, 8))
+  h0 = c0 = jnp.zeros((5, 32))
+
+  def grads(dtype):
+    layer = lstm.LSTM(8, 32, impl="cpu_fused", dtype=dtype, rngs=nnx.Rngs(0))
+    loss = lambda layer: jnp.sum(layer(layer.project(x), h0, c0)[0] ** 2)
+    return nnx.grad(loss)(layer)["w_hh"][...]
+
+  g16, g32 = grads(jnp.bfloat16), grads(jnp.float32)
+  assert g16.dtype == jnp.float32
+  # Not rounded to bf16 on its way to the optimizer, and within bf16's error of float32's.
+  assert not np.array_equal(g16, g16.astype(jnp.bfloat16).astype(jnp.float32))
+  np.testing.assert_allclose(g16, g32, atol=2e-2 * float(jnp.abs(g32).max()))
