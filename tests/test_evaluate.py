@@ -70,7 +70,11 @@ def test_report_on_the_demo_set_has_the_four_results(trained_run, tmp_path):
       4 * len(music_metrics.DESCRIPTORS), len(components["components"]))
 
   report = (out / "report.md").read_text()
-  for heading in ("Table 1", "Figure 4", "Figure 3", "Figure 5"):
+  fit = metrics["prior_fit"]
+  assert abs(fit["mmd_squared_prior_vs_prior"]) < 0.01 < fit["mmd_squared"]  # Barely trained.
+  density = fit["descriptors"]["note_density"]["data"]
+  assert density[0] > 0 and all(0 <= d <= 16 for d in density)
+  for heading in ("Table 1", "Figure 4", "Figure 3", "Figure 5", "Prior fit"):
     assert f"## {heading}" in report
   for picture in metrics["figures"].values():
     assert f"]({picture})" in report
@@ -139,3 +143,13 @@ def test_the_data_is_a_split_or_a_midi_folder(trained_run, tmp_path):
     evaluate.check_count_flags(max_windows=-1, num_pairs=256)
   with pytest.raises(UserError, match=r"--num_pairs=0: must be at least 1"):
     evaluate.check_count_flags(max_windows=64, num_pairs=0)
+
+
+def test_mmd_tells_one_distribution_from_a_shifted_one():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(2, 500, 16))
+  same = evaluate.mmd_squared(a, b, bandwidth=np.sqrt(32))
+  shifted = evaluate.mmd_squared(a, b + 0.5, bandwidth=np.sqrt(32))
+  collapsed = evaluate.mmd_squared(0.1 * a, b, bandwidth=np.sqrt(32))
+  assert abs(same) < 0.005
+  assert min(shifted, collapsed) > 0.04  # A shift of 2 (a code norm of 0.4 vs 4): clearly seen.

@@ -14,7 +14,10 @@ Every window of the data is encoded (code = posterior mean) and decoded (argmax)
             low-level descriptors per track as relative deviation from the global mean;
   Figure 5  PCA of the codes of two genres (windows tagged with one but not the other), and a
             logistic-regression probe's accuracy at telling the two apart from z on held-out
-            songs, beside the chance rate (always guessing the pair's larger genre).
+            songs, beside the chance rate (always guessing the pair's larger genre);
+  Prior fit what the adversarial regulariser buys: how far the codes lie from the prior (MMD)
+            and whether windows decoded from prior samples have the data's note density,
+            silence and pitch-class counts.
 """
 
 import dataclasses
@@ -94,6 +97,59 @@ def _nanmean(values: np.ndarray) -> float:
   values = np.asarray(values, np.float64)
   finite = values[~np.isnan(values)]
   return float(finite.mean()) if finite.size else float("nan")
+
+
+SAMPLE_DESCRIPTORS = ("note_density", "silent_rate", "pitch_classes")  # Compared in "Prior fit".
+
+
+def mmd_squared(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
+  """Unbiased squared maximum mean discrepancy between two samples, Gaussian kernel: about 0
+  when both come from one distribution, larger the further apart they are."""
+
+  def kernel(a, b):
+    distances = (np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * a @ b.T)
+    return np.exp(-np.maximum(distances, 0.0) / (2.0 * bandwidth ** 2))
+
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  kxx, kyy = kernel(x, x), kernel(y, y)
+  n, m = len(x), len(y)
+  within_x = (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
+  within_y = (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+  return float(within_x + within_y - 2.0 * kernel(x, y).mean())
+
+
+def prior_fit(run: runs.Run, windows: input_windows.WindowSet, codes: np.ndarray,
+              num_samples: int = 1024, seed: int = 0) -> dict:
+  """The regulariser's side of the trade with reconstruction (a small beta reconstructs better
+  and matches the prior less): MMD^2 between the codes (posterior means, at most num_samples)
+  and as many prior samples, beside MMD^2 between two independent prior sample sets (a perfect
+  fit's value; its spread is the estimate's noise); the kernel bandwidth is the median distance
+  between prior samples, so runs with the same prior and N_z are comparable. Then the mean
+  descriptors of num_samples windows decoded from the prior beside the data's. (The flower
+  prior's samples take its components uniformly, the data its genres as they come.)"""
+  rng = np.random.default_rng(seed)
+  count = min(num_samples, len(codes))
+  if count < 2:
+    raise UserError(f"the prior fit needs at least 2 windows, {windows.description} has "
+                    f"{len(codes)}.")
+  data_codes = codes[rng.choice(len(codes), count, replace=False)]
+  prior_a = runs.prior_codes(run, seed + 1, count)
+  prior_b = runs.prior_codes(run, seed + 2, count)
+  pairwise = np.sqrt(np.maximum(
+      np.sum(prior_a ** 2, 1)[:, None] + np.sum(prior_b ** 2, 1)[None, :]
+      - 2.0 * prior_a.astype(np.float64) @ prior_b.T, 0.0))
+  bandwidth = float(np.median(pairwise))
+  sample_descriptors = music_metrics.window_descriptors(run.decode(prior_a))
+  data_descriptors = music_metrics.window_descriptors(windows.tokens)
+  descriptors = {name: {"data": [_nanmean(data_descriptors[name][:, t]) for t in range(4)],
+                        "samples": [_nanmean(sample_descriptors[name][:, t]) for t in range(4)]}
+                 for name in SAMPLE_DESCRIPTORS}
+  return {"mmd_squared": mmd_squared(data_codes, prior_b, bandwidth),
+          "mmd_squared_prior_vs_prior": mmd_squared(prior_a, prior_b, bandwidth),
+          "bandwidth": bandwidth, "num_samples": count,
+          "code_norm": float(np.linalg.norm(codes, axis=1).mean()),
+          "prior_norm": float(np.linalg.norm(prior_b, axis=1).mean()),
+          "descriptors": descriptors}
 
 
 @dataclasses.dataclass
@@ -210,6 +266,7 @@ def evaluate(run: runs.Run, windows: input_windows.WindowSet, out_dir: str,
   if panels:
     figures["genres"] = plots.scatter_pairs(panels, os.path.join(out_dir, "genre_pca.png"),
                                             title="PCA of the codes of genre pairs")
+  metrics["prior_fit"] = prior_fit(run, windows, codes, seed=seed)
   metrics["figures"] = {k: os.path.basename(v) for k, v in figures.items()}
   metrics = reports.json_safe(metrics)
   with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
@@ -282,6 +339,23 @@ def report_markdown(run: runs.Run, metrics: dict) -> str:
               f"**{_number(probe['chance'])}** |", ""]
   else:
     lines += [f"Not computed: {probe.get('note', 'no genre labels')}.", ""]
+
+  fit = metrics["prior_fit"]
+  lines += ["## Prior fit", "",
+            f"MMD² (Gaussian kernel, bandwidth {fit['bandwidth']:.2f}, the median distance "
+            f"between prior samples) between {fit['num_samples']} codes and as many prior "
+            f"samples: **{fit['mmd_squared']:.4f}**; between two prior sample sets (a perfect "
+            f"fit): {fit['mmd_squared_prior_vs_prior']:.4f}. Mean code norm "
+            f"{fit['code_norm']:.2f}, prior sample norm {fit['prior_norm']:.2f}.", "",
+            f"Windows decoded from {fit['num_samples']} prior samples beside the data windows "
+            "(means per window; descriptors in Figure 3's list):", "",
+            "| descriptor | " + " | ".join(f"{t} data / samples" for t in TRACKS) + " |",
+            "|---|" + "---|" * len(TRACKS)]
+  for name, values in fit["descriptors"].items():
+    lines.append(f"| {name} | " + " | ".join(
+        f"{_number(d, 2)} / {_number(s, 2)}" for d, s in zip(values["data"], values["samples"]))
+                 + " |")
+  lines.append("")
   return "\n".join(lines)
 
 
