@@ -39,7 +39,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not _get(config, field) > 0:
       raise UserError(f"config.{field}={_get(config, field)!r} must be positive.")
   # The kernel registry says which names exist (experiments may register more).
-  lstm.resolve_impl(_get(config, "model.lstm_impl"))
+  impl = lstm.resolve_impl(_get(config, "model.lstm_impl"))
+  if impl in lstm.WHOLE_LAYER_IMPLEMENTATIONS and config.model.dtype == "bfloat16":
+    raise UserError(f"config.model.lstm_impl={impl!r} runs float32 only (cuDNN through JAX takes "
+                    "no bfloat16 data); use --config.model.dtype=float32 or another lstm_impl.")
   if config.data.transpose_min > config.data.transpose_max:
     raise UserError(f"config.data.transpose_min={config.data.transpose_min} is above "
                     f"config.data.transpose_max={config.data.transpose_max}.")

@@ -46,7 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.prior = "gaussian"  # "gaussian" (N(0, I)) or "flower" (one component per genre).
   config.model.flower_radial_variance = 0.1  # Flower prior: variance along the radius (a_1).
   config.model.flower_other_variance = 0.001  # Flower prior: variance in every other direction (a_2).
-  config.model.lstm_impl = "auto"  # LSTM kernel: "auto", "cpu_fused", "scan" (custom VJP), "reference".
+  # LSTM kernel: "auto", "cpu_fused", "scan" (custom VJP), "reference", "cudnn" (GPU reference).
+  config.model.lstm_impl = "auto"
   # Compute dtype of the matmuls: "float32", "bfloat16" (float32 accumulation, parameters and
   # optimizer state), or "auto": bfloat16 on a CPU with bf16 dot instructions, else float32.
   config.model.dtype = "float32"

@@ -15,6 +15,9 @@ one (e.g. a fused native kernel) can be added without touching the model:
                weight gradient is ONE matmul over all T*B rows after the loop. On CPU this is
                10-26% faster than differentiating through the scan.
   "reference"  the same forward under plain autodiff; the yardstick the tests compare against.
+One more name runs whole layers from their input instead (WHOLE_LAYER_IMPLEMENTATIONS): "cudnn",
+cuDNN's fused LSTM (musae_jax/lstm_cudnn.py), which computes the input projection itself; the
+model calls it layer by layer (LSTM.runs_whole_layers).
 
 Parameters (LSTM below) are plain arrays w_ih [I, 4H], w_hh [H, 4H], b [4H], so checkpoints do
 not depend on the kernel. The dtype of w_hh passed to a kernel is the matmul input dtype (pass
@@ -192,6 +195,9 @@ IMPLEMENTATIONS: dict[str, LstmKernel] = {"scan": _scan, "reference": _reference
 # without an entry there is always available).
 AUTO_PREFERENCE: list[str] = ["cpu_fused", "scan"]
 AVAILABLE: dict[str, Callable[[], bool]] = {"cpu_fused": _cpu_fused_built}
+# Kernels that run a whole layer from its input (musae_jax/lstm_cudnn.py), not lstm_recurrence's
+# recurrence from x_proj; never picked by "auto" (cuDNN is the GPU reference, not the fast path).
+WHOLE_LAYER_IMPLEMENTATIONS: tuple[str, ...] = ("cudnn",)
 
 
 def resolve_impl(impl: str) -> str:
@@ -199,9 +205,9 @@ def resolve_impl(impl: str) -> str:
   if impl == "auto":
     impl = next(name for name in AUTO_PREFERENCE
                 if name in IMPLEMENTATIONS and AVAILABLE.get(name, lambda: True)())
-  if impl not in IMPLEMENTATIONS:
-    raise UserError(f"Unknown LSTM implementation {impl!r}; known: {sorted(IMPLEMENTATIONS)} "
-                     "or 'auto'.")
+  if impl not in IMPLEMENTATIONS and impl not in WHOLE_LAYER_IMPLEMENTATIONS:
+    raise UserError(f"Unknown LSTM implementation {impl!r}; known: "
+                    f"{sorted(IMPLEMENTATIONS) + list(WHOLE_LAYER_IMPLEMENTATIONS)} or 'auto'.")
   return impl
 
 
@@ -251,6 +257,9 @@ def lstm_recurrence(x_proj: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.A
     num_steps = x_proj.shape[0]
   elif x_proj.shape[0] not in (1, num_steps):
     raise ValueError(f"x_proj has {x_proj.shape[0]} steps but num_steps={num_steps}.")
+  if resolve_impl(impl) in WHOLE_LAYER_IMPLEMENTATIONS:
+    raise ValueError(f"LSTM kernel {impl!r} runs whole layers from their input "
+                     "(lstm_cudnn.run_layer), not a recurrence from x_proj.")
   kernel = IMPLEMENTATIONS[resolve_impl(impl)]
   kwargs = {}
   if matmul_dtype is not None:
@@ -380,6 +389,16 @@ class LSTM(nnx.Module):
     self.w_hh = nnx.Param(nnx.initializers.orthogonal()(rngs.params(), (hidden_size, gates)))
     forget_gate = (jnp.arange(gates) // hidden_size) == 1
     self.b = nnx.Param(forget_gate.astype(jnp.float32))
+
+  @property
+  def runs_whole_layers(self) -> bool:
+    """Whether this layer's kernel runs from the layer's input (lstm_cudnn.run_layer with
+    self.weights()) instead of project() and __call__."""
+    return resolve_impl(self.impl) in WHOLE_LAYER_IMPLEMENTATIONS
+
+  def weights(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(w_ih, w_hh, b): the layer's weights for a whole-layer kernel."""
+    return self.w_ih[...], self.w_hh[...], self.b[...]
 
   def _kernel_adds_bias(self) -> bool:
     # Decided once per layer for project() and __call__ alike. Where the kernel does not add the

@@ -14,6 +14,7 @@ from flax import nnx
 
 from data_pipeline.tokens import NUM_CLASSES, NUM_TRACKS, TRACKS
 from musae_jax import lstm
+from musae_jax import lstm_cudnn
 from musae_jax import priors
 from musae_jax.lstm import LSTM
 
@@ -88,6 +89,8 @@ class Encoder(nnx.Module):
 
   def __call__(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
     """tokens int [B, T, 4] -> (mu, logvar), each float32 [B, N_z]."""
+    if self.forward_layers[0].runs_whole_layers:
+      return self._encode_whole_layers(tokens)
     batch = tokens.shape[0]
     # The one-hot input [T, B, 4*130] has 4 hot entries per step: token + 130*track. Its
     # projection is the sum of those 4 rows of w_ih, with no one-hot array or matmul.
@@ -109,6 +112,22 @@ class Encoder(nnx.Module):
     summary = jnp.concatenate([h_forward, h_backward], axis=-1)
     return self.mu(summary), self.logvar(summary)
 
+  def _encode_whole_layers(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """__call__ for a kernel that runs whole layers from their input (lstm_cudnn): one
+    bidirectional call per layer, the one-hot input materialised."""
+    one_hot = jax.nn.one_hot(tokens.transpose(1, 0, 2), NUM_CLASSES, dtype=jnp.float32)
+    x = one_hot.reshape(*one_hot.shape[:2], NUM_TRACKS * NUM_CLASSES)  # [T, B, 4*130].
+    hidden_size = self.forward_layers[0].hidden_size
+    zeros = jnp.zeros((2, tokens.shape[0], hidden_size), jnp.float32)
+    below = None
+    for forward, backward in zip(self.forward_layers, self.backward_layers):
+      hs, _, _ = lstm_cudnn.run_layer(x, [forward.weights(), backward.weights()], zeros, zeros)
+      if self.residual and below is not None:
+        hs = hs + below
+      x = below = hs
+    summary = jnp.concatenate([hs[-1, :, :hidden_size], hs[0, :, hidden_size:]], axis=-1)
+    return self.mu(summary), self.logvar(summary)
+
 
 class TrackDecoder(nnx.Module):
   """Stacked LSTMs that read z at every step (not autoregressive), then a softmax over the 130
@@ -126,6 +145,12 @@ class TrackDecoder(nnx.Module):
   def __call__(self, z: jax.Array, num_steps: int) -> jax.Array:
     """z [B, N_z] -> logits [T, B, 130] (time-major)."""
     state = jnp.tanh(self.initial_state(z))
+    if self.layers[0].runs_whole_layers:  # lstm_cudnn: z materialised at every step.
+      x = jnp.broadcast_to(z.astype(jnp.float32), (num_steps, *z.shape))
+      for index, layer in enumerate(self.layers):
+        hs, _, _ = lstm_cudnn.run_layer(x, [layer.weights()], state[None], state[None])
+        x = hs + x if self.residual and index else hs
+      return self.output(x)
     # The first layer's input is z at every step: project it once, broadcast inside the LSTM.
     x_proj = self.layers[0].project(z)[None]
     hs = None
@@ -190,7 +215,8 @@ class MusAE(nnx.Module):
 
   def decode(self, z: jax.Array, num_steps: int) -> jax.Array:
     """z [B, N_z] -> logits [B, T, 4, 130] (float32)."""
-    if not lstm.batches_well():
+    # Whole-layer kernels (cuDNN through JAX) have no vmap rule: they run one by one.
+    if not lstm.batches_well() or self.decoders[TRACKS[0]].layers[0].runs_whole_layers:
       logits = jnp.stack([self.decoders[track](z, num_steps) for track in TRACKS], axis=2)
       return logits.transpose(1, 0, 2, 3)
     # The four decoders have the same structure, so they can run as one: their parameters are

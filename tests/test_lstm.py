@@ -186,8 +186,8 @@ def test_registry_dispatches_to_added_kernels_and_rejects_unknown(monkeypatch):
   x_proj, w_hh, h0, c0 = _inputs(constant=True)
   hs, _ = lstm.lstm_recurrence(x_proj, w_hh, h0, c0, impl="auto", num_steps=STEPS)
   assert calls == [(False, STEPS)] and hs.shape == (STEPS, BATCH, HIDDEN)
-  with pytest.raises(UserError, match="Unknown LSTM implementation 'cudnn'"):
-    lstm.lstm_recurrence(x_proj, w_hh, h0, c0, impl="cudnn")
+  with pytest.raises(UserError, match="Unknown LSTM implementation 'miopen'"):
+    lstm.lstm_recurrence(x_proj, w_hh, h0, c0, impl="miopen")
   with pytest.raises(ValueError, match="x_proj has 2 steps but num_steps=7"):
     lstm.lstm_recurrence(jnp.zeros((2, BATCH, 4 * HIDDEN)), w_hh, h0, c0, num_steps=STEPS)
 
