@@ -134,6 +134,28 @@ def test_decoders_run_batched_or_one_by_one_with_the_same_results(monkeypatch):
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-7)
 
 
+def test_encoder_directions_run_in_one_loop_or_two_with_the_same_results(monkeypatch):
+  # Accelerators run a biLSTM layer's two directions as one vmapped loop (the backward one over
+  # its input reversed in time); CPUs run two. Same codes, same gradients.
+  model = MusAE(_model_config(lstm_impl="reference", residual=True), num_genres=0,
+                rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(model)
+  tokens = _tokens(2)
+  probe = jax.random.normal(jax.random.key(4), (BATCH, 6))
+
+  def encode_loss(params):
+    mu, logvar = nnx.merge(graphdef, params).encode(tokens)
+    return jnp.sum(mu * probe) + jnp.sum(jnp.sin(logvar)), (mu, logvar)
+
+  two_loops = jax.jit(jax.value_and_grad(encode_loss, has_aux=True))(params)
+  monkeypatch.setattr(lstm, "batches_well", lambda: True)
+  one_loop = jax.jit(jax.value_and_grad(encode_loss, has_aux=True))(params)
+  for got, want in zip(jax.tree.leaves(one_loop), jax.tree.leaves(two_loops)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  grads = jax.tree.leaves(one_loop[1]["encoder"])
+  assert all(np.any(np.asarray(g) != 0) for g in grads)  # Every parameter is reached.
+
+
 def test_bfloat16_compute_keeps_float32_parameters_and_close_outputs():
   value32, grads32 = _reconstruction_and_grads("scan")
   value16, grads16 = _reconstruction_and_grads("scan", dtype="bfloat16")
