@@ -14,6 +14,7 @@ _CHOICES = {
     "data.bars": tuple(config.bars for config in builder.MusaeWindows.BUILDER_CONFIGS),
     "model.prior": priors.PRIORS,
     "model.dtype": model.DTYPE_CHOICES,
+    "model.matmul_precision": model.MATMUL_PRECISIONS,
     "optim.lr_schedule": step.LR_SCHEDULES,
 }
 _POSITIVE = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",

@@ -51,6 +51,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Compute dtype of the matmuls: "float32", "bfloat16" (float32 accumulation, parameters and
   # optimizer state), or "auto": bfloat16 on a CPU with bf16 dot instructions, else float32.
   config.model.dtype = "float32"
+  # float32 matmuls' precision: "default" (TF32 on GPUs that have it), "highest" (full float32).
+  config.model.matmul_precision = "default"
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-4  # Adam learning rate at step 0 (paper).

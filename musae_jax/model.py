@@ -20,6 +20,16 @@ from musae_jax.lstm import LSTM
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 DTYPE_CHOICES = (*COMPUTE_DTYPES, "auto")  # config.model.dtype's choices.
+MATMUL_PRECISIONS = ("default", "highest")  # config.model.matmul_precision's choices.
+
+
+def apply_matmul_precision(model_config: ml_collections.ConfigDict) -> None:
+  """Sets JAX's default precision of float32 matmuls for this process from the config: "default"
+  lets GPUs use TF32 (CPUs compute float32 either way), "highest" asks for full float32. Runs
+  saved before the field existed get "default"."""
+  precision = model_config.get("matmul_precision", "default")
+  # "default" leaves JAX's setting unset: the same programs as before the field existed.
+  jax.config.update("jax_default_matmul_precision", None if precision == "default" else precision)
 
 
 def compute_dtype(model_config: ml_collections.ConfigDict) -> jnp.dtype:

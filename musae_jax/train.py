@@ -150,6 +150,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   logging.info("%d devices, %d processes; global batch %d, %d rows per process.",
                jax.device_count(), jax.process_count(), config.batch_size, per_process_batch)
 
+  model_lib.apply_matmul_precision(config.model)
   logging.info("Matmuls in %s (config.model.dtype=%s).",
                jnp.dtype(model_lib.compute_dtype(config.model)).name, config.model.dtype)
   if notice := compute_dtype_notice(config):

@@ -11,7 +11,9 @@ import pytest
 from configs import default
 from data_pipeline.tokens import NUM_CLASSES, SILENT, TRACKS
 from musae_jax import lstm
-from musae_jax.model import MusAE, compute_dtype
+from musae_common.errors import UserError
+from musae_jax import config_checks
+from musae_jax.model import MusAE, apply_matmul_precision, compute_dtype
 
 BATCH, STEPS = 3, 8
 
@@ -238,3 +240,19 @@ def test_initial_posterior_std_sets_sigma_at_initialisation(sigma):
   _, logvar = _encode(model, _tokens())
   # The logvar head's weights see small LSTM states at init: sigma is the configured one.
   np.testing.assert_allclose(np.exp(0.5 * np.asarray(logvar)), sigma, rtol=0.2)
+
+
+def test_matmul_precision_comes_from_the_config_and_old_runs_get_the_default():
+  try:
+    apply_matmul_precision(_model_config(matmul_precision="highest"))
+    assert jax.config.jax_default_matmul_precision == "highest"
+    old_run = _model_config()
+    del old_run["matmul_precision"]  # Saved before the field existed.
+    apply_matmul_precision(old_run)
+    assert jax.config.jax_default_matmul_precision is None
+  finally:
+    jax.config.update("jax_default_matmul_precision", None)
+  config = default.get_config()
+  config.model.matmul_precision = "tf32"
+  with pytest.raises(UserError, match="matmul_precision='tf32'"):
+    config_checks.validate(config)

@@ -20,6 +20,7 @@ import tqdm
 from data_pipeline.tokens import STEPS_PER_BAR
 from musae_common.errors import UserError
 from musae_jax import checkpointing
+from musae_jax import model as model_lib
 from musae_jax import priors
 from musae_jax.model import MusAE
 
@@ -115,6 +116,7 @@ def load_run(workdir: str, step: int | None = None) -> Run:
   """A checkpoint of a training run directory (the newest, or the given step), parameters only."""
   config = checkpointing.read_run_config(workdir)
   genres = checkpointing.read_run_genres(workdir)
+  model_lib.apply_matmul_precision(config.model)  # Decoded as the run was trained.
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
     raise UserError(f"{workdir}: no checkpoints/ folder; train first (python -m musae_jax.main).")
