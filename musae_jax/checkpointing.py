@@ -32,7 +32,10 @@ def damage_summary(error: Exception) -> str:
 
 # Config fields that fix parameter shapes: a checkpoint cannot be resumed under other values.
 SHAPE_FIELDS = ("data.bars", "model.hidden_size", "model.latent_size", "model.encoder_layers",
-                "model.decoder_layers", "model.critic_hidden_size", "model.prior")
+                "model.decoder_layers", "model.critic_hidden_size", "model.prior",
+                "model.decoder", "model.conductor_hidden_size", "model.conductor_layers")
+# What a run saved before a field existed was trained with (a flat decoder has no conductor).
+_SAVED_BEFORE_THE_FIELD = {"model.decoder": "flat"}
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:
@@ -101,8 +104,18 @@ def _field(config: dict, dotted: str) -> Any:
 def check_compatible(saved: dict, config: ml_collections.ConfigDict, where: str) -> None:
   """Raises a UserError naming every shape-defining field that differs from the checkpoint's."""
   current = config_to_dict(config)
-  diffs = [f"{name}: checkpoint {_field(saved, name)!r} vs config {_field(current, name)!r}"
-           for name in SHAPE_FIELDS if _field(saved, name) != _field(current, name)]
+
+  def saved_value(name):
+    value = _field(saved, name)
+    return _SAVED_BEFORE_THE_FIELD.get(name) if value is None else value
+
+  both_hierarchical = saved_value("model.decoder") == _field(current, "model.decoder") == (
+      "hierarchical")
+  # The conductor's fields shape nothing unless both decoders have a conductor.
+  names = [name for name in SHAPE_FIELDS
+           if both_hierarchical or not name.startswith("model.conductor")]
+  diffs = [f"{name}: checkpoint {saved_value(name)!r} vs config {_field(current, name)!r}"
+           for name in names if saved_value(name) != _field(current, name)]
   if diffs:
     raise UserError(f"{where} was trained with a different model shape ({'; '.join(diffs)}); "
                     "use another --workdir or the checkpoint's values.")

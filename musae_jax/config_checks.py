@@ -15,12 +15,14 @@ _CHOICES = {
     "model.prior": priors.PRIORS,
     "model.dtype": model.DTYPE_CHOICES,
     "model.matmul_precision": model.MATMUL_PRECISIONS,
+    "model.decoder": model.DECODERS,
     "optim.lr_schedule": step.LR_SCHEDULES,
 }
 _POSITIVE = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
              "checkpoint_every_steps", "keep_checkpoints", "model.hidden_size",
              "model.latent_size", "model.encoder_layers", "model.decoder_layers",
-             "model.critic_hidden_size", "optim.learning_rate", "optim.critic_steps")
+             "model.critic_hidden_size", "model.conductor_hidden_size",
+             "model.conductor_layers", "optim.learning_rate", "optim.critic_steps")
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):

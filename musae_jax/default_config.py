@@ -42,6 +42,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.decoder_layers = 3  # Stacked LSTM layers in each track decoder.
   config.model.initial_posterior_std = 1.0  # sigma of q(z|x) at init (the logvar bias: 2 log sigma).
   config.model.residual = False  # Add each stacked LSTM layer's input to its output (layers >= 2).
+  # "flat" (the paper's: each track decoder reads z at every step of the window) or
+  # "hierarchical" (MusicVAE's conductor reads z and emits one embedding per bar; each track
+  # decoder decodes every bar from z and that bar's embedding, all bars as one batch).
+  config.model.decoder = "flat"
+  config.model.conductor_hidden_size = 512  # Hierarchical: conductor LSTM units = bar embedding size.
+  config.model.conductor_layers = 2  # Hierarchical: stacked conductor LSTM layers.
   config.model.critic_hidden_size = 1024  # Units in each of the critic's 2 tanh hidden layers.
   config.model.prior = "gaussian"  # "gaussian" (N(0, I)) or "flower" (one component per genre).
   config.model.flower_radial_variance = 0.1  # Flower prior: variance along the radius (a_1).

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from data_pipeline.tokens import NUM_CLASSES, NUM_TRACKS, TRACKS
+from data_pipeline.tokens import NUM_CLASSES, NUM_TRACKS, STEPS_PER_BAR, TRACKS
 from musae_jax import lstm
 from musae_jax import lstm_cudnn
 from musae_jax import priors
@@ -21,6 +21,9 @@ from musae_jax.lstm import LSTM
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 DTYPE_CHOICES = (*COMPUTE_DTYPES, "auto")  # config.model.dtype's choices.
 MATMUL_PRECISIONS = ("default", "highest")  # config.model.matmul_precision's choices.
+# config.model.decoder's choices: the paper's decoders reading z at every step, or MusicVAE's
+# conductor emitting one embedding per bar and decoders that decode each bar from z and it.
+DECODERS = ("flat", "hierarchical")
 
 
 def apply_matmul_precision(model_config: ml_collections.ConfigDict) -> None:
@@ -161,9 +164,35 @@ def _both_directions_in_one_loop(forward: LSTM, backward: LSTM, x_forward: jax.A
   return hs[0], h[0], hs[1][::-1], h[1]
 
 
-class TrackDecoder(nnx.Module):
-  """Stacked LSTMs that read z at every step (not autoregressive), then a softmax over the 130
-  classes. Every layer starts from the same state tanh(W z + b), as in MusAE's code (eq. 11)."""
+def _stack_over_constant_input(layers, inputs: tuple[jax.Array, ...], state: jax.Array,
+                               num_steps: int, residual: bool) -> jax.Array:
+  """hs [T, B, H] of stacked LSTM layers whose first layer reads the same inputs ([B, I_k],
+  together its I features) at every step and whose every layer starts from (state, state)."""
+  if layers[0].runs_whole_layers:  # lstm_cudnn: the input materialised at every step.
+    x = jnp.concatenate([x.astype(jnp.float32) for x in inputs], axis=-1)
+    x = jnp.broadcast_to(x, (num_steps, *x.shape))
+    for index, layer in enumerate(layers):
+      hs, _, _ = lstm_cudnn.run_layer(x, [layer.weights()], state[None], state[None])
+      x = hs + x if residual and index else hs
+    return x
+  # The first layer's input is the same at every step: project it once, broadcast inside the
+  # LSTM.
+  x_proj = layers[0].project(*inputs)[None]
+  hs = None
+  for layer in layers:
+    below = hs
+    if below is not None:
+      x_proj = layer.project(below)
+    hs, _ = layer(x_proj, state, state, num_steps=num_steps)
+    if residual and below is not None:
+      hs = hs + below
+  return hs
+
+
+class Conductor(nnx.Module):
+  """MusicVAE's conductor (Roberts et al. 2018), for config.model.decoder="hierarchical":
+  stacked LSTMs that read z at every bar and emit one embedding per bar (the top layer's output),
+  starting from tanh(W z + b) as the track decoders do."""
 
   def __init__(self, latent_size: int, hidden_size: int, num_layers: int, *, lstm_impl: str,
                dtype, rngs: nnx.Rngs, residual: bool = False):
@@ -172,28 +201,51 @@ class TrackDecoder(nnx.Module):
     sizes = [latent_size] + [hidden_size] * (num_layers - 1)
     self.layers = nnx.List([LSTM(size, hidden_size, impl=lstm_impl, dtype=dtype, rngs=rngs)
                             for size in sizes])
+
+  def __call__(self, z: jax.Array, num_bars: int) -> jax.Array:
+    """z [B, N_z] -> bar embeddings [bars, B, H_c]."""
+    state = jnp.tanh(self.initial_state(z))
+    return _stack_over_constant_input(self.layers, (z,), state, num_bars, self.residual)
+
+
+class TrackDecoder(nnx.Module):
+  """Stacked LSTMs that read z at every step (not autoregressive), then a softmax over the 130
+  classes. Every layer starts from the same state tanh(W z + b), as in MusAE's code (eq. 11).
+
+  With bar_embedding_size (the hierarchical decoder) it decodes each bar on its own, all bars of
+  a window as one batch: the layers read [z, the bar's embedding] at each of the bar's steps and
+  start from tanh(W embedding + b), so the recurrence is one bar deep instead of a window deep.
+  """
+
+  def __init__(self, latent_size: int, hidden_size: int, num_layers: int, *, lstm_impl: str,
+               dtype, rngs: nnx.Rngs, residual: bool = False, bar_embedding_size: int = 0):
+    self.residual = residual
+    self.hierarchical = bar_embedding_size > 0
+    self.initial_state = _linear(bar_embedding_size or latent_size, hidden_size, dtype, rngs)
+    sizes = [latent_size + bar_embedding_size] + [hidden_size] * (num_layers - 1)
+    self.layers = nnx.List([LSTM(size, hidden_size, impl=lstm_impl, dtype=dtype, rngs=rngs)
+                            for size in sizes])
     self.output = _linear(hidden_size, NUM_CLASSES, dtype, rngs)
 
-  def __call__(self, z: jax.Array, num_steps: int) -> jax.Array:
-    """z [B, N_z] -> logits [T, B, 130] (time-major)."""
-    state = jnp.tanh(self.initial_state(z))
-    if self.layers[0].runs_whole_layers:  # lstm_cudnn: z materialised at every step.
-      x = jnp.broadcast_to(z.astype(jnp.float32), (num_steps, *z.shape))
-      for index, layer in enumerate(self.layers):
-        hs, _, _ = lstm_cudnn.run_layer(x, [layer.weights()], state[None], state[None])
-        x = hs + x if self.residual and index else hs
-      return self.output(x)
-    # The first layer's input is z at every step: project it once, broadcast inside the LSTM.
-    x_proj = self.layers[0].project(z)[None]
-    hs = None
-    for layer in self.layers:
-      below = hs
-      if below is not None:
-        x_proj = layer.project(below)
-      hs, _ = layer(x_proj, state, state, num_steps=num_steps)
-      if self.residual and below is not None:
-        hs = hs + below
-    return self.output(hs)
+  def __call__(self, z: jax.Array, num_steps: int,
+               bar_embeddings: jax.Array | None = None) -> jax.Array:
+    """z [B, N_z] (and, hierarchical, bar embeddings [bars, B, H_c]) -> logits [T, B, 130]
+    (time-major)."""
+    if not self.hierarchical:
+      state = jnp.tanh(self.initial_state(z))
+      return self.output(_stack_over_constant_input(self.layers, (z,), state, num_steps,
+                                                    self.residual))
+    num_bars, batch = bar_embeddings.shape[:2]
+    if num_steps != num_bars * STEPS_PER_BAR:
+      raise ValueError(f"{num_steps} steps are not {num_bars} bars of {STEPS_PER_BAR}.")
+    embeddings = bar_embeddings.reshape(num_bars * batch, -1)  # Row bar * B + b.
+    z_rows = jnp.tile(z, (num_bars, 1))
+    state = jnp.tanh(self.initial_state(embeddings))
+    hs = _stack_over_constant_input(self.layers, (z_rows, embeddings), state, STEPS_PER_BAR,
+                                    self.residual)
+    logits = self.output(hs)  # [16, bars * B, 130]
+    logits = logits.reshape(STEPS_PER_BAR, num_bars, batch, NUM_CLASSES).transpose(1, 0, 2, 3)
+    return logits.reshape(num_steps, batch, NUM_CLASSES)
 
 
 class Critic(nnx.Module):
@@ -234,9 +286,18 @@ class MusAE(nnx.Module):
                            dtype=dtype, rngs=rngs,
                            initial_posterior_std=model_config.get("initial_posterior_std", 1.0),
                            residual=model_config.get("residual", False))
+    residual = model_config.get("residual", False)
+    # Runs saved before the field existed are flat; a flat model has no conductor parameters.
+    self.hierarchical = model_config.get("decoder", "flat") == "hierarchical"
+    bar_embedding_size = 0
+    if self.hierarchical:
+      bar_embedding_size = model_config.conductor_hidden_size
+      self.conductor = Conductor(latent, bar_embedding_size, model_config.conductor_layers,
+                                 lstm_impl=impl, dtype=dtype, rngs=rngs, residual=residual)
     self.decoders = nnx.Dict({
         track: TrackDecoder(latent, hidden, model_config.decoder_layers, lstm_impl=impl,
-                            dtype=dtype, rngs=rngs, residual=model_config.get("residual", False))
+                            dtype=dtype, rngs=rngs, residual=residual,
+                            bar_embedding_size=bar_embedding_size)
         for track in TRACKS})
     self.critic_net = Critic(latent, model_config.critic_hidden_size, self.num_components,
                              dtype=dtype, rngs=rngs)
@@ -247,9 +308,15 @@ class MusAE(nnx.Module):
 
   def decode(self, z: jax.Array, num_steps: int) -> jax.Array:
     """z [B, N_z] -> logits [B, T, 4, 130] (float32)."""
+    args = (z, num_steps)
+    if self.hierarchical:  # One conductor for the four tracks, as in MusicVAE's trio model.
+      if num_steps % STEPS_PER_BAR:
+        raise ValueError(f"The hierarchical decoder decodes whole bars; {num_steps} steps are "
+                         f"not a multiple of {STEPS_PER_BAR}.")
+      args += (self.conductor(z, num_steps // STEPS_PER_BAR),)
     # Whole-layer kernels (cuDNN through JAX) have no vmap rule: they run one by one.
     if not lstm.batches_well() or self.decoders[TRACKS[0]].layers[0].runs_whole_layers:
-      logits = jnp.stack([self.decoders[track](z, num_steps) for track in TRACKS], axis=2)
+      logits = jnp.stack([self.decoders[track](*args) for track in TRACKS], axis=2)
       return logits.transpose(1, 0, 2, 3)
     # The four decoders have the same structure, so they can run as one: their parameters are
     # stacked on a leading track axis and one decoder is vmapped over it. Every LSTM kernel call
@@ -258,7 +325,7 @@ class MusAE(nnx.Module):
     stacked = jax.tree.map(lambda *params: jnp.stack(params),
                            *[nnx.state(self.decoders[track]) for track in TRACKS])
     graphdef = nnx.graphdef(self.decoders[TRACKS[0]])
-    logits = jax.vmap(lambda params: nnx.merge(graphdef, params)(z, num_steps))(stacked)
+    logits = jax.vmap(lambda params: nnx.merge(graphdef, params)(*args))(stacked)
     return logits.transpose(2, 1, 0, 3)  # [4, T, B, 130] -> [B, T, 4, 130]
 
   def critic(self, z: jax.Array, genres_one_hot: jax.Array | None = None) -> jax.Array:

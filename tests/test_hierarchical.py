@@ -1,0 +1,167 @@
+"""config.model.decoder="hierarchical": MusicVAE's conductor with MusAE's track decoders.
+
+Shapes, what each bar is decoded from, gradients, the batched decoders, checkpoints of the other
+kind refused, and a run trained with it going through the tools."""
+
+import glob
+import pathlib
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from data_pipeline.tokens import NUM_CLASSES, STEPS_PER_BAR, TRACKS
+from musae_common.errors import UserError
+from musae_jax import checkpointing
+from musae_jax import lstm
+from musae_jax.model import MusAE
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BATCH = 3
+
+
+def _model_config(**overrides):
+  config = default.get_config().model
+  config.update(hidden_size=12, latent_size=6, critic_hidden_size=10, encoder_layers=2,
+                decoder_layers=2, residual=True, lstm_impl="reference", decoder="hierarchical",
+                conductor_hidden_size=7, conductor_layers=2)
+  config.update(overrides)
+  return config
+
+
+_decode = nnx.jit(lambda model, z, steps: model.decode(z, steps), static_argnums=2)
+
+
+def _z(seed=0):
+  return jax.random.normal(jax.random.key(seed), (BATCH, 6))
+
+
+def test_parameters_and_shapes():
+  model = MusAE(_model_config(), num_genres=0, rngs=nnx.Rngs(0))
+  params = nnx.state(model, nnx.Param)
+  conductor = params["conductor"]
+  assert conductor["layers"][0]["w_ih"].shape == (6, 28)  # Reads z at every bar.
+  assert conductor["layers"][1]["w_hh"].shape == (7, 28)
+  drums = params["decoders"]["drums"]
+  assert drums["layers"][0]["w_ih"].shape == (6 + 7, 48)  # [z, the bar's embedding].
+  assert drums["initial_state"]["kernel"].shape == (7, 12)  # State from the bar's embedding.
+  for bars in (1, 2, 16):
+    logits = _decode(model, _z(), bars * STEPS_PER_BAR)
+    assert logits.shape == (BATCH, bars * STEPS_PER_BAR, 4, NUM_CLASSES)
+  with pytest.raises(ValueError, match="whole bars"):
+    model.decode(_z(), 24)
+  flat = MusAE(_model_config(decoder="flat"), num_genres=0, rngs=nnx.Rngs(0))
+  assert "conductor" not in nnx.state(flat, nnx.Param)
+
+
+def test_each_bar_is_decoded_from_its_own_embedding():
+  model = MusAE(_model_config(), num_genres=0, rngs=nnx.Rngs(0))
+  two_bars = np.asarray(_decode(model, _z(), 2 * STEPS_PER_BAR))
+  # The conductor is causal: bar 1 of a 2-bar window is the 1-bar window.
+  np.testing.assert_allclose(two_bars[:, :STEPS_PER_BAR], _decode(model, _z(), STEPS_PER_BAR),
+                             rtol=1e-5, atol=1e-6)
+  # The bars differ only through their embeddings: the same z, another bar.
+  assert np.abs(two_bars[:, STEPS_PER_BAR:] - two_bars[:, :STEPS_PER_BAR]).max() > 1e-3
+  # Each bar starts afresh (its decoders' state comes from its embedding), and the windows of
+  # a batch stay apart: another z in row 0 leaves rows 1 and 2 as they were.
+  other = _z().at[0].set(_z(5)[0])
+  changed = np.asarray(_decode(model, other, 2 * STEPS_PER_BAR))
+  np.testing.assert_allclose(changed[1:], two_bars[1:], rtol=1e-5, atol=1e-6)
+  assert np.abs(changed[0] - two_bars[0]).max() > 1e-3
+
+
+def _loss_and_grads(model_config, tokens):
+  model = MusAE(model_config, num_genres=0, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(model, nnx.Param)
+
+  def loss(params):
+    model = nnx.merge(graphdef, params)
+    mu, logvar = model.encode(tokens)
+    logits = model.decode(mu + jnp.exp(0.5 * logvar), tokens.shape[1])
+    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                         tokens.astype(jnp.int32)[..., None], -1))
+
+  return jax.jit(jax.value_and_grad(loss))(params)
+
+
+def test_gradients_reach_the_conductor_and_batched_decoders_agree(monkeypatch):
+  tokens = jax.random.randint(jax.random.key(1), (BATCH, 2 * STEPS_PER_BAR, 4), 0, NUM_CLASSES)
+  value, grads = _loss_and_grads(_model_config(), tokens)
+  for path, grad in jax.tree_util.tree_leaves_with_path(grads):
+    if "critic_net" not in jax.tree_util.keystr(path):
+      assert np.any(np.asarray(grad) != 0), jax.tree_util.keystr(path)
+  # Accelerators vmap the four decoders (with the conductor's embeddings shared): same numbers.
+  monkeypatch.setattr(lstm, "batches_well", lambda: True)
+  batched_value, batched_grads = _loss_and_grads(_model_config(), tokens)
+  np.testing.assert_allclose(batched_value, value, rtol=1e-6)
+  for got, want in zip(jax.tree.leaves(batched_grads), jax.tree.leaves(grads)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_the_hierarchical_model_on_cudnn_is_the_model_on_the_reference_kernel():
+  tokens = jax.random.randint(jax.random.key(2), (BATCH, 2 * STEPS_PER_BAR, 4), 0, NUM_CLASSES)
+  value, grads = _loss_and_grads(_model_config(lstm_impl="cudnn"), tokens)
+  ref_value, ref_grads = _loss_and_grads(_model_config(), tokens)
+  np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+  for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6)
+
+
+def test_a_checkpoint_of_the_other_decoder_is_refused_with_the_fields_named():
+  config = default.get_config()
+  saved_flat = checkpointing.config_to_dict(config)
+  del saved_flat["model"]["decoder"]  # A run saved before the field existed: flat.
+  checkpointing.check_compatible(saved_flat, config, "run")  # Flat on flat: fine.
+  hierarchical = default.get_config()
+  hierarchical.model.decoder = "hierarchical"
+  with pytest.raises(UserError, match=r"model.decoder: checkpoint 'flat' vs config "
+                                      r"'hierarchical'"):
+    checkpointing.check_compatible(saved_flat, hierarchical, "run")
+  saved_hierarchical = checkpointing.config_to_dict(hierarchical)
+  hierarchical.model.conductor_hidden_size = 256
+  with pytest.raises(UserError, match="model.conductor_hidden_size: checkpoint 512 vs config 256"):
+    checkpointing.check_compatible(saved_hierarchical, hierarchical, "run")
+
+
+def test_a_hierarchical_run_trains_resumes_and_goes_through_the_tools(tmp_path, demo_data_dir):
+  from configs import demo  # pylint: disable=g-import-not-at-top
+  from musae_jax import train  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import evaluate  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import generate  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import input_windows  # pylint: disable=g-import-not-at-top
+  from musae_jax.tools import runs  # pylint: disable=g-import-not-at-top
+  config = demo.get_config()
+  config.data.data_dir = demo_data_dir
+  config.data.bars = 2
+  config.batch_size = 4
+  config.num_train_steps = 6
+  config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = 3
+  config.num_eval_batches = 1
+  config.model.update(hidden_size=16, latent_size=8, critic_hidden_size=8, encoder_layers=1,
+                      decoder_layers=1, decoder="hierarchical", conductor_hidden_size=8,
+                      conductor_layers=1)
+  workdir = str(tmp_path / "run")
+  metrics = train.train_and_evaluate(config, workdir)
+  assert 0.0 < metrics["validation/accuracy/mean"] <= 1.0
+  flat = config.copy_and_resolve_references()
+  flat.model.decoder = "flat"
+  flat.num_train_steps = 9
+  with pytest.raises(UserError, match="model.decoder: checkpoint 'hierarchical' vs config 'flat'"):
+    train.train_and_evaluate(flat, workdir)
+
+  song = sorted(glob.glob(str(REPO / "demo_data" / "midi" / "**" / "*.mid"), recursive=True))[0]
+  for mode, options in (("sample", {"num": 2}), ("reconstruct", {"input": song}),
+                        ("interpolate", {"input": song, "input2": song, "num": 3})):
+    outputs = generate.generate(workdir, mode, str(tmp_path / mode), **options)
+    assert outputs and all(pathlib.Path(p).exists() for o in outputs for p in o.paths)
+  song_outputs = generate.generate(workdir, "reconstruct", str(tmp_path / "song"), input=song,
+                                   whole_song=True)
+  assert song_outputs
+  run = runs.load_run(workdir)
+  windows = input_windows.run_windows(run, split="validation", max_windows=16)
+  result = evaluate.evaluate(run, windows, str(tmp_path / "eval"), num_pairs=4,
+                             samples_per_component=8)
+  assert 0.0 <= result["accuracy"]["mean"] <= 1.0
