@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest_run import REPO
@@ -25,11 +26,30 @@ def test_signal_at_init(demo_data_dir):
 
 
 @pytest.mark.parametrize("script,expected", [("posterior_noise", "accuracy from the mean code"),
-                                             ("token_errors", "share of the track's errors")])
+                                             ("token_errors", "share of the track's errors"),
+                                             ("position_errors", "note accuracy by bar")])
 def test_run_analysis(trained_run, script, expected):
   out = _run(f"scripts/{script}.py", f"--workdir={trained_run.workdir}",
              f"--data_dir={trained_run.data_dir}", "--split=train")
   assert expected in out
+
+
+def test_position_errors_by_bar_and_position():
+  from scripts import position_errors  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  target = rng.integers(0, 130, size=(50, 64, 4))
+  predicted = target.copy()
+  predicted[:, 48:, 0] = 129  # Drums wrong in the last bar only.
+  predicted[:, ::16, 1] = 129  # Bass wrong at every bar start only.
+  table = position_errors.position_table(target, predicted)
+  drums, bass, guitar = table["drums"], table["bass"], table["guitar"]
+  assert drums["accuracy_by_bar"][:3] == [1.0] * 3 and drums["accuracy_by_bar"][3] < 0.05
+  assert position_errors._verdict(drums) == "errors grow along the window"
+  assert bass["accuracy_by_position"][0] < 0.05 and min(bass["accuracy_by_position"][1:]) == 1
+  assert bass["note_accuracy_by_position"][0] == 0 and drums["note_accuracy_by_bar"][3] == 0
+  assert position_errors._verdict(bass) == "errors sit at bar starts"
+  assert position_errors._verdict(guitar) == "errors spread evenly"
+  assert guitar["note_accuracy_by_bar"] == [1.0] * 4
 
 
 def test_matmul_peak():
