@@ -52,6 +52,18 @@ def test_position_errors_by_bar_and_position():
   assert guitar["note_accuracy_by_bar"] == [1.0] * 4
 
 
+def test_validation_curves(trained_run, tmp_path):
+  out = tmp_path / "curves.png"
+  printed = _run("scripts/validation_curves.py", f"--out={out}",
+                 f"--run=the run={trained_run.workdir}", f"--run=again={trained_run.workdir}")
+  assert str(out) in printed and out.stat().st_size > 10_000
+  result = subprocess.run([sys.executable, "scripts/validation_curves.py", f"--out={out}",
+                           f"--run=nothing here={tmp_path}"], cwd=REPO, capture_output=True,
+                          text=True, check=False)
+  assert result.returncode == 2 and "LABEL=WORKDIR" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
 def test_matmul_peak():
   record = json.loads(_run("benchmarks/matmul_peak.py", "--size=64", "--repeats=2", "--json"))
   assert record["best_gflop_per_s"] > 0

@@ -208,6 +208,28 @@ def compare_runs(runs: dict[str, str], path: str, max_step: int | None = None,
   return _save_step_panels(figure, axes, path, title)
 
 
+def compare_validation(runs: dict[str, str], path: str, max_step: int | None = None,
+                       title: str = "") -> str:
+  """Several runs' in-training validation side by side ({label: metrics.jsonl}): mean accuracy,
+  mean note accuracy, reconstruction loss, and the training accuracy, against steps."""
+  figure, axes = plt.subplots(2, 2, figsize=(10.0, 7.0), layout="constrained")
+  panels = ((True, "accuracy", "validation accuracy (mean of tracks)"),
+            (True, "note_accuracy", "validation note accuracy (mean of tracks)"),
+            (True, "loss/reconstruction", "validation reconstruction loss"),
+            (False, "accuracy", "training accuracy (mean of tracks)"))
+  for index, (label, metrics_path) in enumerate(runs.items()):
+    train, validation = _read_metrics(metrics_path)
+    for axis, (is_validation, name, _) in zip(axes.flat, panels):
+      table = validation if is_validation else train
+      if name in ("accuracy", "note_accuracy"):
+        table = {name: _track_mean(table, name)}
+      _draw(axis, table, name, label, max_step, color=f"C{index}",
+            marker="o" if is_validation else None, markersize=3)
+  for axis, (_, _, panel_title) in zip(axes.flat, panels):
+    axis.set_title(panel_title, fontsize=9)
+  return _save_step_panels(figure, axes, path, title)
+
+
 def learning_curves(metrics_path: str, path: str, title: str = "") -> str:
   """Four panels from a run's metrics.jsonl: accuracy (training and validation), validation
   note accuracy per track, reconstruction loss, and the critic (its loss, the gradient penalty
