@@ -81,10 +81,8 @@ def _verdict(row: dict) -> str:
 def main(argv):
   del argv
   run = runs.load_run(FLAGS.workdir)
-  windows = input_windows.split_windows(FLAGS.data_dir, run.bars, FLAGS.split,
-                                        FLAGS.max_windows)
-  target = windows.tokens.astype(np.int32)
-  predicted = run.reconstruct(windows.tokens).astype(np.int32)
+  target, predicted = input_windows.split_reconstruction(run, FLAGS.data_dir, FLAGS.split,
+                                                         FLAGS.max_windows)
   table = position_table(target, predicted)
   print(f"{run.workdir} step {run.step}, {len(target)} {FLAGS.split} windows, {run.bars} bars")
   for track, row in table.items():

@@ -25,10 +25,8 @@ _MAX_WINDOWS = flags.DEFINE_integer("max_windows", 3000, "Windows (seeded subset
 def main(argv):
   del argv
   run = runs.load_run(_WORKDIR.value)
-  windows = input_windows.split_windows(_DATA_DIR.value, run.bars, _SPLIT.value,
-                                        _MAX_WINDOWS.value)
-  target = windows.tokens.astype(np.int32)
-  predicted = run.reconstruct(windows.tokens).astype(np.int32)
+  target, predicted = input_windows.split_reconstruction(run, _DATA_DIR.value, _SPLIT.value,
+                                                         _MAX_WINDOWS.value)
   print(f"{run.workdir} step {run.step}, {len(target)} {_SPLIT.value} windows")
   print("track     accuracy | kind: share of steps, accuracy, share of the track's errors")
   for k, track in enumerate(tokens_lib.TRACKS):

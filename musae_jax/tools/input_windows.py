@@ -133,6 +133,14 @@ def split_windows(data_dir: str, bars: int, split: str, max_windows: int = 0,
                    f"the {split} split of {data_dir} ({bars}-bar windows)")
 
 
+def split_reconstruction(run: Run, data_dir: str, split: str, max_windows: int = 0
+                         ) -> tuple[np.ndarray, np.ndarray]:
+  """(targets, reconstructions from the posterior means), int32 [N, T, 4], of a split's windows
+  (all, or a seeded random max_windows): what the error analyses (scripts/) compare."""
+  windows = split_windows(data_dir, run.bars, split, max_windows)
+  return windows.tokens.astype(np.int32), run.reconstruct(windows.tokens).astype(np.int32)
+
+
 def midi_files(midi_dir: str) -> list[str]:
   """Every MIDI file under a folder, as the build lists them (a UserError if there is none)."""
   if not os.path.isdir(midi_dir):
