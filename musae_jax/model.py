@@ -146,21 +146,24 @@ class Encoder(nnx.Module):
     return self.mu(summary), self.logvar(summary)
 
 
+def _vmap_over_modules(modules, call, *mapped):
+  """call(module, *args) for modules of one structure as ONE call vmapped over them: their
+  parameters stacked on a leading axis (they stay one set per module in checkpoints), the
+  arrays in `mapped` split along their leading axis, one slice per module."""
+  stacked = jax.tree.map(lambda *params: jnp.stack(params), *[nnx.state(m) for m in modules])
+  graphdef = nnx.graphdef(modules[0])
+  return jax.vmap(lambda params, *args: call(nnx.merge(graphdef, params), *args))(stacked,
+                                                                                  *mapped)
+
+
 def _both_directions_in_one_loop(forward: LSTM, backward: LSTM, x_forward: jax.Array,
                                  x_backward: jax.Array, zeros: jax.Array):
   """A biLSTM layer's two recurrences as one loop of twice the width (accelerators: half the
   sequential steps, each a kernel launch): the backward direction runs forward over its input
   reversed in time, vmapped beside the forward one. Returns (hs_forward, h_forward,
   hs_backward, h_backward) as the two separate calls would."""
-  adds_bias = forward._kernel_adds_bias()  # pylint: disable=protected-access
-
-  def run(x_proj, w_hh, b):
-    return lstm.lstm_recurrence(x_proj, w_hh, zeros, zeros, impl=forward.impl,
-                                matmul_dtype=forward.dtype, bias=b if adds_bias else None)
-
-  hs, (h, _) = jax.vmap(run)(jnp.stack([x_forward, x_backward[::-1]]),
-                             jnp.stack([forward.w_hh[...], backward.w_hh[...]]),
-                             jnp.stack([forward.b[...], backward.b[...]]))
+  hs, (h, _) = _vmap_over_modules([forward, backward], lambda layer, x: layer(x, zeros, zeros),
+                                  jnp.stack([x_forward, x_backward[::-1]]))
   return hs[0], h[0], hs[1][::-1], h[1]
 
 
@@ -318,14 +321,11 @@ class MusAE(nnx.Module):
     if not lstm.batches_well() or self.decoders[TRACKS[0]].layers[0].runs_whole_layers:
       logits = jnp.stack([self.decoders[track](*args) for track in TRACKS], axis=2)
       return logits.transpose(1, 0, 2, 3)
-    # The four decoders have the same structure, so they can run as one: their parameters are
-    # stacked on a leading track axis and one decoder is vmapped over it. Every LSTM kernel call
+    # The four decoders have the same structure, so they can run as one: every LSTM kernel call
     # then carries the four tracks' recurrences at once and each input projection is one
-    # batched matmul. Parameters stay one set per track (checkpoints name them by track).
-    stacked = jax.tree.map(lambda *params: jnp.stack(params),
-                           *[nnx.state(self.decoders[track]) for track in TRACKS])
-    graphdef = nnx.graphdef(self.decoders[TRACKS[0]])
-    logits = jax.vmap(lambda params: nnx.merge(graphdef, params)(*args))(stacked)
+    # batched matmul.
+    logits = _vmap_over_modules([self.decoders[track] for track in TRACKS],
+                                lambda decoder: decoder(*args))
     return logits.transpose(2, 1, 0, 3)  # [4, T, B, 130] -> [B, T, 4, 130]
 
   def critic(self, z: jax.Array, genres_one_hot: jax.Array | None = None) -> jax.Array:
