@@ -129,11 +129,14 @@ def _torch(shape, dtype: str, steps: int, device: str) -> list[str]:
           "--warmup=2", f"--device={device}"]
 
 
-def _speed(shape, budget: Budget, steps: int, device: str) -> list[dict]:
+def _has_torch() -> bool:
+  return (pathlib.Path(_TORCH_SCRIPT.value).exists() and
+          subprocess.run([sys.executable, "-c", "import torch"], capture_output=True,
+                         check=False).returncode == 0)
+
+
+def _speed(shape, budget: Budget, steps: int, device: str, has_torch: bool) -> list[dict]:
   """Item 1 (or 3) at one shape: ours and the port, most wanted first."""
-  has_torch = (pathlib.Path(_TORCH_SCRIPT.value).exists() and
-               subprocess.run([sys.executable, "-c", "import torch"], capture_output=True,
-                              check=False).returncode == 0)
   items = [("ours", "scan", "float32", _ours(shape, "scan", "float32", steps)),
            ("ours", "scan", "bfloat16", _ours(shape, "scan", "bfloat16", steps)),
            ("torch", "cudnn" if device == "cuda" else "torch", "float32",
@@ -279,7 +282,8 @@ def main(argv):
     with open(out_json, "w", encoding="utf-8") as f:
       json.dump(report, f, indent=1)
 
-  report["speed"] += _speed(shapes[0], budget, steps, device)
+  has_torch = _has_torch()
+  report["speed"] += _speed(shapes[0], budget, steps, device, has_torch)
   save()
   ours_2bar = [r for r in report["speed"] if r["program"] == "ours" and r["step_ms_median"]]
   step_s = min(r["step_ms_median"] for r in ours_2bar) / 1e3 if ours_2bar else None
@@ -287,7 +291,7 @@ def main(argv):
   if metrics_path:
     shutil.copyfile(metrics_path, os.path.join(_OUT.value, "train_metrics.jsonl"))
   save()
-  report["speed"] += _speed(shapes[1], budget, steps, device)
+  report["speed"] += _speed(shapes[1], budget, steps, device, has_torch)
   save()
   for shape in shapes:
     env = {"XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " " + COMMAND_BUFFER_FLAGS).strip()}
