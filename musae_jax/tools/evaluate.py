@@ -102,15 +102,19 @@ def _nanmean(values: np.ndarray) -> float:
 SAMPLE_DESCRIPTORS = ("note_density", "silent_rate", "pitch_classes")  # Compared in "Prior fit".
 
 
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """[len(a), len(b)] squared Euclidean distances between the rows, in float64."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return np.maximum(np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * a @ b.T, 0.0)
+
+
 def mmd_squared(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
   """Unbiased squared maximum mean discrepancy between two samples, Gaussian kernel: about 0
   when both come from one distribution, larger the further apart they are."""
 
   def kernel(a, b):
-    distances = (np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * a @ b.T)
-    return np.exp(-np.maximum(distances, 0.0) / (2.0 * bandwidth ** 2))
+    return np.exp(-_squared_distances(a, b) / (2.0 * bandwidth ** 2))
 
-  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   kxx, kyy = kernel(x, x), kernel(y, y)
   n, m = len(x), len(y)
   within_x = (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
@@ -135,10 +139,7 @@ def prior_fit(run: runs.Run, windows: input_windows.WindowSet, codes: np.ndarray
   data_codes = codes[rng.choice(len(codes), count, replace=False)]
   prior_a = runs.prior_codes(run, seed + 1, count)
   prior_b = runs.prior_codes(run, seed + 2, count)
-  pairwise = np.sqrt(np.maximum(
-      np.sum(prior_a ** 2, 1)[:, None] + np.sum(prior_b ** 2, 1)[None, :]
-      - 2.0 * prior_a.astype(np.float64) @ prior_b.T, 0.0))
-  bandwidth = float(np.median(pairwise))
+  bandwidth = float(np.median(np.sqrt(_squared_distances(prior_a, prior_b))))
   sample_descriptors = music_metrics.window_descriptors(run.decode(prior_a))
   data_descriptors = music_metrics.window_descriptors(windows.tokens)
   descriptors = {name: {"data": [_nanmean(data_descriptors[name][:, t]) for t in range(4)],
