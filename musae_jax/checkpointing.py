@@ -116,8 +116,16 @@ def check_compatible(saved: dict, config: ml_collections.ConfigDict, where: str)
            if both_hierarchical or not name.startswith("model.conductor")]
   diffs = [f"{name}: checkpoint {saved_value(name)!r} vs config {_field(current, name)!r}"
            for name in names if saved_value(name) != _field(current, name)]
+  # Adam and AdamW keep optimizer states of different structure: weight decay can change its
+  # value on resuming, not whether it is on.
+  saved_decay = _field(saved, "optim.weight_decay") or 0.0
+  decay = _field(current, "optim.weight_decay")
+  if bool(saved_decay) != bool(decay):
+    diffs.append(f"optim.weight_decay: checkpoint {saved_decay!r} vs config {decay!r} (on in one "
+                 "and off in the other)")
   if diffs:
-    raise UserError(f"{where} was trained with a different model shape ({'; '.join(diffs)}); "
+    raise UserError(f"{where} was trained with a different model or optimizer shape "
+                    f"({'; '.join(diffs)}); "
                     "use another --workdir or the checkpoint's values.")
 
 

@@ -46,6 +46,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if impl in lstm.WHOLE_LAYER_IMPLEMENTATIONS and config.model.dtype == "bfloat16":
     raise UserError(f"config.model.lstm_impl={impl!r} runs float32 only (cuDNN through JAX takes "
                     "no bfloat16 data); use --config.model.dtype=float32 or another lstm_impl.")
+  if not 0.0 <= _get(config, "model.dropout") < 1.0:
+    raise UserError(f"config.model.dropout={config.model.dropout!r} must be in [0, 1).")
+  if not _get(config, "optim.weight_decay") >= 0.0:
+    raise UserError(f"config.optim.weight_decay={config.optim.weight_decay!r} must be >= 0.")
   if config.data.transpose_min > config.data.transpose_max:
     raise UserError(f"config.data.transpose_min={config.data.transpose_min} is above "
                     f"config.data.transpose_max={config.data.transpose_max}.")

@@ -42,6 +42,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.decoder_layers = 3  # Stacked LSTM layers in each track decoder.
   config.model.initial_posterior_std = 1.0  # sigma of q(z|x) at init (the logvar bias: 2 log sigma).
   config.model.residual = False  # Add each stacked LSTM layer's input to its output (layers >= 2).
+  # Dropout rate on the input of every stacked LSTM layer above the first (encoder, decoders,
+  # conductor), in training only; 0 = none (the paper's).
+  config.model.dropout = 0.0
   # "flat" (the paper's: each track decoder reads z at every step of the window) or
   # "hierarchical" (MusicVAE's conductor reads z and emits one embedding per bar; each track
   # decoder decodes every bar from z and that bar's embedding, all bars as one batch).
@@ -70,6 +73,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.b1 = 0.9  # Adam beta1.
   config.optim.b2 = 0.999  # Adam beta2.
   config.optim.clip_global_norm = 0.0  # Clip gradients to this global norm (0 = no clipping).
+  # Decoupled weight decay (AdamW) of the autoencoder's weight matrices, scaled by the learning
+  # rate; 0 = Adam (the paper's). The critic is not decayed.
+  config.optim.weight_decay = 0.0
   config.optim.beta_max = 1.0  # Final weight of the adversarial loss.
   config.optim.beta_increment = 0.1  # beta grows by this much ...
   config.optim.beta_every_steps = 10_000  # ... every this many updates, starting from 0.

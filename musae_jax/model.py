@@ -48,6 +48,15 @@ def compute_dtype(model_config: ml_collections.ConfigDict) -> jnp.dtype:
   return COMPUTE_DTYPES[name]
 
 
+def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+  """Inverted dropout of x's entries at rate (training, where a key is given); x itself with no
+  key or a rate of 0, so that evaluation and runs without dropout compute what they always did."""
+  if key is None or not rate:
+    return x
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
+
+
 def _keep_dtypes(args, dtype=None):
   del dtype  # lstm.input_matmul casts the matmul's inputs itself.
   return args
@@ -84,8 +93,9 @@ class Encoder(nnx.Module):
 
   def __init__(self, hidden_size: int, latent_size: int, num_layers: int, *, lstm_impl: str,
                dtype, rngs: nnx.Rngs, initial_posterior_std: float = 1.0,
-               residual: bool = False):
+               residual: bool = False, dropout_rate: float = 0.0):
     self.residual = residual
+    self.dropout_rate = dropout_rate
     one_hot_size = NUM_TRACKS * NUM_CLASSES
     sizes = [one_hot_size] + [2 * hidden_size] * (num_layers - 1)
     kwargs = dict(impl=lstm_impl, dtype=dtype, rngs=rngs)
@@ -100,10 +110,12 @@ class Encoder(nnx.Module):
     self.logvar.bias[...] = jnp.full((latent_size,), 2.0 * math.log(initial_posterior_std),
                                      jnp.float32)
 
-  def __call__(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """tokens int [B, T, 4] -> (mu, logvar), each float32 [B, N_z]."""
+  def __call__(self, tokens: jax.Array,
+               dropout_key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """tokens int [B, T, 4] -> (mu, logvar), each float32 [B, N_z]. With dropout_key (training)
+    the input of every layer above the first is dropped out at self.dropout_rate."""
     if self.forward_layers[0].runs_whole_layers:
-      return self._encode_whole_layers(tokens)
+      return self._encode_whole_layers(tokens, dropout_key)
     batch = tokens.shape[0]
     # The one-hot input [T, B, 4*130] has 4 hot entries per step: token + 130*track. Its
     # projection is the sum of those 4 rows of w_ih, with no one-hot array or matmul.
@@ -111,11 +123,13 @@ class Encoder(nnx.Module):
     hidden_size = self.forward_layers[0].hidden_size
     zeros = jnp.zeros((batch, hidden_size), jnp.float32)
     inputs = None
-    for forward, backward in zip(self.forward_layers, self.backward_layers):
+    for index, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
       if inputs is None:
         x_forward, x_backward = forward.project_one_hot(hot), backward.project_one_hot(hot)
       else:
-        x_forward, x_backward = forward.project(*inputs), backward.project(*inputs)
+        dropped = [dropout(x, self.dropout_rate, _layer_key(dropout_key, index, direction))
+                   for direction, x in enumerate(inputs)]
+        x_forward, x_backward = forward.project(*dropped), backward.project(*dropped)
       if lstm.batches_well():
         hs_forward, h_forward, hs_backward, h_backward = _both_directions_in_one_loop(
             forward, backward, x_forward, x_backward, zeros)
@@ -129,7 +143,8 @@ class Encoder(nnx.Module):
     summary = jnp.concatenate([h_forward, h_backward], axis=-1)
     return self.mu(summary), self.logvar(summary)
 
-  def _encode_whole_layers(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def _encode_whole_layers(self, tokens: jax.Array,
+                           dropout_key: jax.Array | None) -> tuple[jax.Array, jax.Array]:
     """__call__ for a kernel that runs whole layers from their input (lstm_cudnn): one
     bidirectional call per layer, the one-hot input materialised."""
     one_hot = jax.nn.one_hot(tokens.transpose(1, 0, 2), NUM_CLASSES, dtype=jnp.float32)
@@ -137,13 +152,20 @@ class Encoder(nnx.Module):
     hidden_size = self.forward_layers[0].hidden_size
     zeros = jnp.zeros((2, tokens.shape[0], hidden_size), jnp.float32)
     below = None
-    for forward, backward in zip(self.forward_layers, self.backward_layers):
+    for index, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
+      if below is not None:
+        x = dropout(x, self.dropout_rate, _layer_key(dropout_key, index))
       hs, _, _ = lstm_cudnn.run_layer(x, [forward.weights(), backward.weights()], zeros, zeros)
       if self.residual and below is not None:
         hs = hs + below
       x = below = hs
     summary = jnp.concatenate([hs[-1, :, :hidden_size], hs[0, :, hidden_size:]], axis=-1)
     return self.mu(summary), self.logvar(summary)
+
+
+def _layer_key(key: jax.Array | None, layer: int, part: int = 0) -> jax.Array | None:
+  """The dropout key of a stack's layer (and part of it: an encoder direction), or None."""
+  return None if key is None else jax.random.fold_in(jax.random.fold_in(key, layer), part)
 
 
 def _vmap_over_modules(modules, call, *mapped):
@@ -168,24 +190,28 @@ def _both_directions_in_one_loop(forward: LSTM, backward: LSTM, x_forward: jax.A
 
 
 def _stack_over_constant_input(layers, inputs: tuple[jax.Array, ...], state: jax.Array,
-                               num_steps: int, residual: bool) -> jax.Array:
+                               num_steps: int, residual: bool, dropout_rate: float = 0.0,
+                               dropout_key: jax.Array | None = None) -> jax.Array:
   """hs [T, B, H] of stacked LSTM layers whose first layer reads the same inputs ([B, I_k],
-  together its I features) at every step and whose every layer starts from (state, state)."""
+  together its I features) at every step and whose every layer starts from (state, state). With
+  dropout_key the input of every layer above the first is dropped out at dropout_rate (the
+  residual path carries the layer below undropped)."""
   if layers[0].runs_whole_layers:  # lstm_cudnn: the input materialised at every step.
     x = jnp.concatenate([x.astype(jnp.float32) for x in inputs], axis=-1)
     x = jnp.broadcast_to(x, (num_steps, *x.shape))
     for index, layer in enumerate(layers):
-      hs, _, _ = lstm_cudnn.run_layer(x, [layer.weights()], state[None], state[None])
+      layer_input = dropout(x, dropout_rate, _layer_key(dropout_key, index)) if index else x
+      hs, _, _ = lstm_cudnn.run_layer(layer_input, [layer.weights()], state[None], state[None])
       x = hs + x if residual and index else hs
     return x
   # The first layer's input is the same at every step: project it once, broadcast inside the
   # LSTM.
   x_proj = layers[0].project(*inputs)[None]
   hs = None
-  for layer in layers:
+  for index, layer in enumerate(layers):
     below = hs
     if below is not None:
-      x_proj = layer.project(below)
+      x_proj = layer.project(dropout(below, dropout_rate, _layer_key(dropout_key, index)))
     hs, _ = layer(x_proj, state, state, num_steps=num_steps)
     if residual and below is not None:
       hs = hs + below
@@ -198,17 +224,20 @@ class Conductor(nnx.Module):
   starting from tanh(W z + b) as the track decoders do."""
 
   def __init__(self, latent_size: int, hidden_size: int, num_layers: int, *, lstm_impl: str,
-               dtype, rngs: nnx.Rngs, residual: bool = False):
+               dtype, rngs: nnx.Rngs, residual: bool = False, dropout_rate: float = 0.0):
     self.residual = residual
+    self.dropout_rate = dropout_rate
     self.initial_state = _linear(latent_size, hidden_size, dtype, rngs)
     sizes = [latent_size] + [hidden_size] * (num_layers - 1)
     self.layers = nnx.List([LSTM(size, hidden_size, impl=lstm_impl, dtype=dtype, rngs=rngs)
                             for size in sizes])
 
-  def __call__(self, z: jax.Array, num_bars: int) -> jax.Array:
+  def __call__(self, z: jax.Array, num_bars: int,
+               dropout_key: jax.Array | None = None) -> jax.Array:
     """z [B, N_z] -> bar embeddings [bars, B, H_c]."""
     state = jnp.tanh(self.initial_state(z))
-    return _stack_over_constant_input(self.layers, (z,), state, num_bars, self.residual)
+    return _stack_over_constant_input(self.layers, (z,), state, num_bars, self.residual,
+                                      self.dropout_rate, dropout_key)
 
 
 class TrackDecoder(nnx.Module):
@@ -221,8 +250,10 @@ class TrackDecoder(nnx.Module):
   """
 
   def __init__(self, latent_size: int, hidden_size: int, num_layers: int, *, lstm_impl: str,
-               dtype, rngs: nnx.Rngs, residual: bool = False, bar_embedding_size: int = 0):
+               dtype, rngs: nnx.Rngs, residual: bool = False, bar_embedding_size: int = 0,
+               dropout_rate: float = 0.0):
     self.residual = residual
+    self.dropout_rate = dropout_rate
     self.hierarchical = bar_embedding_size > 0
     self.initial_state = _linear(bar_embedding_size or latent_size, hidden_size, dtype, rngs)
     sizes = [latent_size + bar_embedding_size] + [hidden_size] * (num_layers - 1)
@@ -230,14 +261,15 @@ class TrackDecoder(nnx.Module):
                             for size in sizes])
     self.output = _linear(hidden_size, NUM_CLASSES, dtype, rngs)
 
-  def __call__(self, z: jax.Array, num_steps: int,
-               bar_embeddings: jax.Array | None = None) -> jax.Array:
+  def __call__(self, z: jax.Array, num_steps: int, bar_embeddings: jax.Array | None = None,
+               dropout_key: jax.Array | None = None) -> jax.Array:
     """z [B, N_z] (and, hierarchical, bar embeddings [bars, B, H_c]) -> logits [T, B, 130]
     (time-major)."""
+    dropout_args = (self.dropout_rate, dropout_key)
     if not self.hierarchical:
       state = jnp.tanh(self.initial_state(z))
       return self.output(_stack_over_constant_input(self.layers, (z,), state, num_steps,
-                                                    self.residual))
+                                                    self.residual, *dropout_args))
     num_bars, batch = bar_embeddings.shape[:2]
     if num_steps != num_bars * STEPS_PER_BAR:
       raise ValueError(f"{num_steps} steps are not {num_bars} bars of {STEPS_PER_BAR}.")
@@ -245,7 +277,7 @@ class TrackDecoder(nnx.Module):
     z_rows = jnp.tile(z, (num_bars, 1))
     state = jnp.tanh(self.initial_state(embeddings))
     hs = _stack_over_constant_input(self.layers, (z_rows, embeddings), state, STEPS_PER_BAR,
-                                    self.residual)
+                                    self.residual, *dropout_args)
     logits = self.output(hs)  # [16, bars * B, 130]
     logits = logits.reshape(STEPS_PER_BAR, num_bars, batch, NUM_CLASSES).transpose(1, 0, 2, 3)
     return logits.reshape(num_steps, batch, NUM_CLASSES)
@@ -285,47 +317,62 @@ class MusAE(nnx.Module):
     self.prior = model_config.prior
     # Flower: one component per genre plus one for unlabeled windows; gaussian: unconditioned.
     self.num_components = priors.component_count(self.prior, num_genres)
+    residual = model_config.get("residual", False)
+    dropout_rate = model_config.get("dropout", 0.0)  # Runs saved before the field had none.
     self.encoder = Encoder(hidden, latent, model_config.encoder_layers, lstm_impl=impl,
                            dtype=dtype, rngs=rngs,
                            initial_posterior_std=model_config.get("initial_posterior_std", 1.0),
-                           residual=model_config.get("residual", False))
-    residual = model_config.get("residual", False)
+                           residual=residual, dropout_rate=dropout_rate)
     # Runs saved before the field existed are flat; a flat model has no conductor parameters.
     self.hierarchical = model_config.get("decoder", "flat") == "hierarchical"
     bar_embedding_size = 0
     if self.hierarchical:
       bar_embedding_size = model_config.conductor_hidden_size
       self.conductor = Conductor(latent, bar_embedding_size, model_config.conductor_layers,
-                                 lstm_impl=impl, dtype=dtype, rngs=rngs, residual=residual)
+                                 lstm_impl=impl, dtype=dtype, rngs=rngs, residual=residual,
+                                 dropout_rate=dropout_rate)
     self.decoders = nnx.Dict({
         track: TrackDecoder(latent, hidden, model_config.decoder_layers, lstm_impl=impl,
                             dtype=dtype, rngs=rngs, residual=residual,
-                            bar_embedding_size=bar_embedding_size)
+                            bar_embedding_size=bar_embedding_size, dropout_rate=dropout_rate)
         for track in TRACKS})
     self.critic_net = Critic(latent, model_config.critic_hidden_size, self.num_components,
                              dtype=dtype, rngs=rngs)
 
-  def encode(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """tokens int [B, T, 4] -> (mu, logvar) [B, N_z]."""
-    return self.encoder(tokens)
+  def encode(self, tokens: jax.Array,
+             dropout_key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """tokens int [B, T, 4] -> (mu, logvar) [B, N_z]; dropout_key: training's dropout."""
+    return self.encoder(tokens, dropout_key)
 
-  def decode(self, z: jax.Array, num_steps: int) -> jax.Array:
-    """z [B, N_z] -> logits [B, T, 4, 130] (float32)."""
-    args = (z, num_steps)
+  def decode(self, z: jax.Array, num_steps: int,
+             dropout_key: jax.Array | None = None) -> jax.Array:
+    """z [B, N_z] -> logits [B, T, 4, 130] (float32); dropout_key: training's dropout."""
+    bar_embeddings = None
     if self.hierarchical:  # One conductor for the four tracks, as in MusicVAE's trio model.
       if num_steps % STEPS_PER_BAR:
         raise ValueError(f"The hierarchical decoder decodes whole bars; {num_steps} steps are "
                          f"not a multiple of {STEPS_PER_BAR}.")
-      args += (self.conductor(z, num_steps // STEPS_PER_BAR),)
+      bar_embeddings = self.conductor(z, num_steps // STEPS_PER_BAR,
+                                      _layer_key(dropout_key, len(TRACKS)))
+    # One dropout key per track decoder (and one for the conductor above), or none.
+    track_keys = ([None] * len(TRACKS) if dropout_key is None else
+                  [_layer_key(dropout_key, i) for i in range(len(TRACKS))])
     # Whole-layer kernels (cuDNN through JAX) have no vmap rule: they run one by one.
     if not lstm.batches_well() or self.decoders[TRACKS[0]].layers[0].runs_whole_layers:
-      logits = jnp.stack([self.decoders[track](*args) for track in TRACKS], axis=2)
+      logits = jnp.stack([self.decoders[track](z, num_steps, bar_embeddings, key)
+                          for track, key in zip(TRACKS, track_keys)], axis=2)
       return logits.transpose(1, 0, 2, 3)
     # The four decoders have the same structure, so they can run as one: every LSTM kernel call
     # then carries the four tracks' recurrences at once and each input projection is one
     # batched matmul.
-    logits = _vmap_over_modules([self.decoders[track] for track in TRACKS],
-                                lambda decoder: decoder(*args))
+    decoders = [self.decoders[track] for track in TRACKS]
+    if dropout_key is None:
+      logits = _vmap_over_modules(
+          decoders, lambda decoder: decoder(z, num_steps, bar_embeddings))
+    else:
+      logits = _vmap_over_modules(
+          decoders, lambda decoder, key: decoder(z, num_steps, bar_embeddings, key),
+          jnp.stack(track_keys))
     return logits.transpose(2, 1, 0, 3)  # [4, T, B, 130] -> [B, T, 4, 130]
 
   def critic(self, z: jax.Array, genres_one_hot: jax.Array | None = None) -> jax.Array:

@@ -64,9 +64,10 @@ def beta_schedule(optim: ml_collections.ConfigDict) -> optax.Schedule:
   return beta
 
 
-def make_optimizer(optim: ml_collections.ConfigDict,
-                   updates_per_step: int = 1) -> optax.GradientTransformation:
-  """Adam with the configured schedule and optional global-norm clipping.
+def make_optimizer(optim: ml_collections.ConfigDict, updates_per_step: int = 1,
+                   weight_decay: float = 0.0) -> optax.GradientTransformation:
+  """Adam with the configured schedule and optional global-norm clipping; with weight_decay,
+  AdamW (decoupled decay, scaled by the learning rate) of the weight matrices, not the biases.
 
   updates_per_step: optimizer updates per train step (critic_steps for the critic), so the
   learning rate follows the train step, not this optimizer's own update count.
@@ -77,8 +78,18 @@ def make_optimizer(optim: ml_collections.ConfigDict,
   transforms = []
   if optim.clip_global_norm > 0:
     transforms.append(optax.clip_by_global_norm(optim.clip_global_norm))
-  transforms.append(optax.adam(schedule, b1=optim.b1, b2=optim.b2))
+  if weight_decay:
+    transforms.append(optax.adamw(schedule, b1=optim.b1, b2=optim.b2, weight_decay=weight_decay,
+                                  mask=lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)))
+  else:  # Adam itself: the paper's optimizer, and the same program as before the option.
+    transforms.append(optax.adam(schedule, b1=optim.b1, b2=optim.b2))
   return optax.chain(*transforms)
+
+
+def make_autoencoder_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """The encoder's and decoders' optimizer: make_optimizer with the configured weight decay
+  (runs saved before the field had none)."""
+  return make_optimizer(optim, weight_decay=optim.get("weight_decay", 0.0))
 
 
 def create_train_state(config: ml_collections.ConfigDict,
@@ -90,9 +101,13 @@ def create_train_state(config: ml_collections.ConfigDict,
   autoencoder, critic = split_params(params)
   state = TrainState(
       step=jnp.zeros((), jnp.int32), params=params,
-      ae_opt_state=make_optimizer(config.optim).init(autoencoder),
+      ae_opt_state=make_autoencoder_optimizer(config.optim).init(autoencoder),
       critic_opt_state=make_optimizer(config.optim, config.optim.critic_steps).init(critic))
   return graphdef, state
+
+
+def _part_key(key: jax.Array | None, part: int) -> jax.Array | None:
+  return None if key is None else jax.random.fold_in(key, part)
 
 
 def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
@@ -106,7 +121,8 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
   prior = model_config.prior
   num_components = priors.component_count(prior, num_genres)
   base_key = jax.random.key(config.seed)
-  ae_optimizer = make_optimizer(optim)
+  ae_optimizer = make_autoencoder_optimizer(optim)
+  uses_dropout = bool(model_config.get("dropout", 0.0))
   critic_optimizer = make_optimizer(optim, optim.critic_steps)
   lr_fn = learning_rate_schedule(optim)
   beta_fn = beta_schedule(optim)
@@ -119,8 +135,10 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     tokens = batch["tokens"].astype(jnp.int32)
     batch_size, num_steps = tokens.shape[:2]
-    key_eps, key_component, key_critic = jax.random.split(
-        jax.random.fold_in(base_key, state.step), 3)
+    step_key = jax.random.fold_in(base_key, state.step)
+    key_eps, key_component, key_critic = jax.random.split(step_key, 3)
+    # Its own stream, so that the other keys stay those of runs without dropout.
+    key_dropout = jax.random.fold_in(step_key, 3) if uses_dropout else None
     autoencoder, critic = split_params(state.params)
     if num_components:
       components = priors.draw_components(key_component, batch["genres"])
@@ -131,9 +149,9 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
 
     def autoencoder_loss(autoencoder):
       model = nnx.merge(graphdef, autoencoder, critic)
-      mu, logvar = model.encode(tokens)
+      mu, logvar = model.encode(tokens, _part_key(key_dropout, 0))
       z = reparameterize(key_eps, mu, logvar)
-      logits = model.decode(z, num_steps)
+      logits = model.decode(z, num_steps, _part_key(key_dropout, 1))
       reconstruction, per_track = losses.reconstruction_loss(logits, tokens)
       adversarial = losses.adversarial_loss(model.critic(z, components_one_hot))
       total = reconstruction + beta * adversarial
