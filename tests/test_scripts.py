@@ -50,6 +50,11 @@ def test_position_errors_by_bar_and_position():
   assert position_errors._verdict(bass) == "errors sit at bar starts"
   assert position_errors._verdict(guitar) == "errors spread evenly"
   assert guitar["note_accuracy_by_bar"] == [1.0] * 4
+  # Strings right in bar 1 only (a flat decoder that holds only its initial state).
+  predicted[:, 16:, 3] = 129
+  strings = position_errors.position_table(target, predicted)["strings"]
+  assert strings["note_first_minus_rest"] > 0.9 and strings["note_spread_after_first_bar"] == 0
+  assert position_errors._verdict(strings).startswith("only the first bar is decoded")
 
 
 def test_validation_curves(trained_run, tmp_path):
