@@ -2,6 +2,7 @@ r"""Times the real training step and prints one JSON line.
 
   python -m musae_jax.benchmark --bars=2 --hidden=256 --latent=128 --batch=64 \
       [--prior=gaussian|flower] [--dtype=float32|bfloat16] [--steps=10 --warmup=2] [--impl=auto]
+      [--decoder=flat|hierarchical [--conductor_hidden=512 --conductor_layers=2]]
 
 The timed function is the one the trainer jits, musae_jax.step.make_train_step, on synthetic
 batches of random tokens made (and put on the device) before timing, rotating over a few so that
@@ -40,29 +41,46 @@ _IMPL = flags.DEFINE_string("impl", "auto", "LSTM kernel: auto, scan, reference,
 _GENRES = flags.DEFINE_integer("genres", 32, "Genre vocabulary size for --prior=flower.")
 _LAYERS = flags.DEFINE_integer("layers", 3, "LSTM layers of the encoder and of each decoder.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the parameters and the synthetic batches.")
+_DECODER = flags.DEFINE_enum("decoder", "flat", ["flat", "hierarchical"],
+                             "The paper's decoders, or MusicVAE's conductor and per-bar decoders.")
+_CONDUCTOR_HIDDEN = flags.DEFINE_integer("conductor_hidden", 512,
+                                         "--decoder=hierarchical: conductor units.")
+_CONDUCTOR_LAYERS = flags.DEFINE_integer("conductor_layers", 2,
+                                         "--decoder=hierarchical: conductor layers.")
 
 _ROTATING_BATCHES = 4
 
 
-def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layers: int) -> dict:
-  """Analytic forward matmul FLOPs per window, as the PyTorch reference counts them.
+def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layers: int,
+                     conductor_hidden: int = 0, conductor_layers: int = 0) -> dict:
+  """Analytic forward matmul FLOPs per window, as the PyTorch reference counts them; with
+  conductor_hidden, of the hierarchical decoder (a conductor step per bar; the track decoders
+  read [z, the bar's embedding] and start each bar from the embedding).
 
   LSTM: 2 * 4H * (in + H) per step, direction and layer; 1 multiply-add = 2 FLOPs.
   """
   tracks = len(TRACKS)
-  lstm = lambda inputs: 2 * 4 * hidden * (inputs + hidden)
+  lstm = lambda inputs, units=hidden: 2 * 4 * units * (inputs + units)
   encoder = steps * 2 * (lstm(tracks * NUM_CLASSES) + (layers - 1) * lstm(2 * hidden))
   encoder += 2 * 2 * (2 * hidden) * latent  # mu and log-variance heads
-  decoder_track = (steps * (lstm(latent) + (layers - 1) * lstm(hidden)) + 2 * latent * hidden +
-                   steps * 2 * hidden * NUM_CLASSES)
+  bars = steps // STEPS_PER_BAR
+  initial_states = (bars * 2 * conductor_hidden * hidden if conductor_hidden else
+                    2 * latent * hidden)
+  decoder_track = (steps * (lstm(latent + conductor_hidden) + (layers - 1) * lstm(hidden)) +
+                   initial_states + steps * 2 * hidden * NUM_CLASSES)
   decoder = tracks * decoder_track
+  if conductor_hidden:
+    decoder += (bars * (lstm(latent, conductor_hidden) +
+                        (conductor_layers - 1) * lstm(conductor_hidden, conductor_hidden)) +
+                2 * latent * conductor_hidden)
   critic = 4 * 2 * (critic_in * hidden + hidden * hidden + hidden)  # 4 critic passes
   return {"encoder": encoder, "decoder": decoder, "critic": critic,
           "total": encoder + decoder + critic}
 
 
 def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dtype: str,
-                impl: str, layers: int, seed: int):
+                impl: str, layers: int, seed: int, decoder: str = "flat",
+                conductor_hidden: int = 512, conductor_layers: int = 2):
   config = default_config.get_config()
   config.name = "benchmark"
   config.seed = seed
@@ -76,6 +94,9 @@ def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dty
   config.model.prior = prior
   config.model.dtype = dtype
   config.model.lstm_impl = impl
+  config.model.decoder = decoder
+  config.model.conductor_hidden_size = conductor_hidden
+  config.model.conductor_layers = conductor_layers
   config.optim.beta_every_steps = 1  # The adversarial term is on (its cost is there anyway).
   return config
 
@@ -96,14 +117,16 @@ def synthetic_batches(batch: int, steps: int, num_genres: int, seed: int, count:
 
 def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian",
         dtype: str = "float32", steps: int = 10, warmup: int = 2, impl: str = "auto",
-        genres: int = 32, layers: int = 3, seed: int = 0) -> dict:
+        genres: int = 32, layers: int = 3, seed: int = 0, decoder: str = "flat",
+        conductor_hidden: int = 512, conductor_layers: int = 2) -> dict:
   """Compiles and times the train step; returns the JSON record."""
   import jax  # pylint: disable=g-import-not-at-top
   from musae_jax import lstm  # pylint: disable=g-import-not-at-top
   from musae_jax import step as train_step_lib  # pylint: disable=g-import-not-at-top
 
   resolved_impl = lstm.resolve_impl(impl)  # An unknown name fails here, before any work.
-  config = make_config(bars, hidden, latent, batch, prior, dtype, impl, layers, seed)
+  config = make_config(bars, hidden, latent, batch, prior, dtype, impl, layers, seed, decoder,
+                       conductor_hidden, conductor_layers)
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
   graphdef, state = train_step_lib.create_train_state(config, num_genres)
@@ -128,7 +151,10 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
 
   median = statistics.median(times)
   critic_in = latent + priors.component_count(prior, num_genres)
-  flops = flops_per_sample(num_steps, hidden, latent, critic_in, layers)
+  hierarchical = decoder == "hierarchical"
+  flops = flops_per_sample(num_steps, hidden, latent, critic_in, layers,
+                           conductor_hidden if hierarchical else 0,
+                           conductor_layers if hierarchical else 0)
   memory = device.memory_stats() or {}
   analysis = compiled.memory_analysis()
   return {
@@ -150,14 +176,18 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
       "final_loss": round(float(metrics["loss/total"]), 4) if steps else None,
       "config": {"bars": bars, "timesteps": num_steps, "hidden": hidden, "latent": latent,
                  "batch": batch, "prior": prior, "dtype": dtype, "layers": layers,
-                 "genres": num_genres, "steps": steps, "warmup": warmup, "seed": seed},
+                 "genres": num_genres, "steps": steps, "warmup": warmup, "seed": seed,
+                 "decoder": decoder,
+                 **({"conductor_hidden": conductor_hidden, "conductor_layers": conductor_layers}
+                    if hierarchical else {})},
   }
 
 
 def _benchmark() -> None:
   record = run(_BARS.value, _HIDDEN.value, _LATENT.value, _BATCH.value, _PRIOR.value,
                _DTYPE.value, _STEPS.value, _WARMUP.value, _IMPL.value, _GENRES.value,
-               _LAYERS.value, _SEED.value)
+               _LAYERS.value, _SEED.value, _DECODER.value, _CONDUCTOR_HIDDEN.value,
+               _CONDUCTOR_LAYERS.value)
   record["keep_freed_memory"] = host_memory.keep_freed_memory()  # Applied by cli.run_tool.
   print(json.dumps(record))
 

@@ -16,6 +16,16 @@ def test_flop_count_matches_the_pytorch_reference():
   flops = benchmark.flops_per_sample(32, 256, 128, 128, layers=3)
   assert round(3 * flops["total"] / 1e9, 4) == 2.0459
   assert flops["total"] == flops["encoder"] + flops["decoder"] + flops["critic"]
+  # The hierarchical decoder: the same track recurrences with [z, embedding] inputs, one
+  # initial state per bar, plus the conductor's 16 steps (2 layers of 512 units reading z).
+  hierarchical = benchmark.flops_per_sample(256, 192, 128, 128, layers=3, conductor_hidden=512,
+                                            conductor_layers=2)
+  flat = benchmark.flops_per_sample(256, 192, 128, 128, layers=3)
+  lstm = lambda inputs, units: 2 * 4 * units * (inputs + units)
+  conductor = 16 * (lstm(128, 512) + lstm(512, 512)) + 2 * 128 * 512
+  per_track = 256 * (lstm(128 + 512, 192) - lstm(128, 192)) + 16 * 2 * 512 * 192 - 2 * 128 * 192
+  assert hierarchical["decoder"] - flat["decoder"] == conductor + 4 * per_track
+  assert hierarchical["encoder"] == flat["encoder"]
 
 
 def test_command_prints_one_json_record():
@@ -35,6 +45,12 @@ def test_command_prints_one_json_record():
   assert abs(record["samples_per_s"] * record["step_ms_median"] / 1e3 - 4) < 0.01
   assert record["config"]["timesteps"] == 32 and record["config"]["prior"] == "flower"
   assert record["gflop_per_s"] > 0 and record["final_loss"] > 0
+  command += ["--decoder=hierarchical", "--conductor_hidden=12", "--conductor_layers=1"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=True)
+  record = json.loads(result.stdout.strip().splitlines()[-1])
+  assert record["config"]["decoder"] == "hierarchical"
+  assert record["config"]["conductor_hidden"] == 12 and record["final_loss"] > 0
 
 
 def test_bad_kernel_name_is_one_line_error():
