@@ -1,6 +1,6 @@
 """configs/corpus_16bar_hier_gm.py with the Gaussian prior: the pair tests the paper's prior
-claim (the genre mixture reconstructs 16-bar windows better) with a decoder that carries
-melodies. An extension beyond the paper, as corpus_16bar_hier_gm.
+claim (the genre mixture reconstructs 16-bar windows better) with the hierarchical decoder. An
+extension beyond the paper, as corpus_16bar_hier_gm.
 
 Command:
   python -m musae_jax.main --config=configs/corpus_16bar_hier.py \
