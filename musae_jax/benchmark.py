@@ -3,6 +3,7 @@ r"""Times the real training step and prints one JSON line.
   python -m musae_jax.benchmark --bars=2 --hidden=256 --latent=128 --batch=64 \
       [--prior=gaussian|flower] [--dtype=float32|bfloat16] [--steps=10 --warmup=2] [--impl=auto]
       [--decoder=flat|hierarchical [--conductor_hidden=512 --conductor_layers=2]]
+      [--encoder=flat|hierarchical]
 
 The timed function is the one the trainer jits, musae_jax.step.make_train_step, on synthetic
 batches of random tokens made (and put on the device) before timing, rotating over a few so that
@@ -48,14 +49,21 @@ _CONDUCTOR_HIDDEN = flags.DEFINE_integer("conductor_hidden", 512,
 _CONDUCTOR_LAYERS = flags.DEFINE_integer("conductor_layers", 2,
                                          "--decoder=hierarchical: conductor layers.")
 
+_ENCODER = flags.DEFINE_enum("encoder", "flat", ["flat", "hierarchical"],
+                             "The paper's encoder, or one that reads each bar on its own and then "
+                             "the bars' summaries.")
+
 _ROTATING_BATCHES = 4
 
 
 def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layers: int,
-                     conductor_hidden: int = 0, conductor_layers: int = 0) -> dict:
+                     conductor_hidden: int = 0, conductor_layers: int = 0,
+                     hierarchical_encoder: bool = False) -> dict:
   """Analytic forward matmul FLOPs per window, as the PyTorch reference counts them; with
   conductor_hidden, of the hierarchical decoder (a conductor step per bar; the track decoders
-  read [z, the bar's embedding] and start each bar from the embedding).
+  read [z, the bar's embedding] and start each bar from the embedding); with
+  hierarchical_encoder, plus the biLSTM layer over the bars' summaries (the stack does the same
+  work bar by bar).
 
   LSTM: 2 * 4H * (in + H) per step, direction and layer; 1 multiply-add = 2 FLOPs.
   """
@@ -64,6 +72,8 @@ def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layer
   encoder = steps * 2 * (lstm(tracks * NUM_CLASSES) + (layers - 1) * lstm(2 * hidden))
   encoder += 2 * 2 * (2 * hidden) * latent  # mu and log-variance heads
   bars = steps // STEPS_PER_BAR
+  if hierarchical_encoder:
+    encoder += bars * 2 * lstm(2 * hidden)
   initial_states = (bars * 2 * conductor_hidden * hidden if conductor_hidden else
                     2 * latent * hidden)
   decoder_track = (steps * (lstm(latent + conductor_hidden) + (layers - 1) * lstm(hidden)) +
@@ -80,7 +90,7 @@ def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layer
 
 def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dtype: str,
                 impl: str, layers: int, seed: int, decoder: str = "flat",
-                conductor_hidden: int = 512, conductor_layers: int = 2):
+                conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat"):
   config = default_config.get_config()
   config.name = "benchmark"
   config.seed = seed
@@ -97,6 +107,7 @@ def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dty
   config.model.decoder = decoder
   config.model.conductor_hidden_size = conductor_hidden
   config.model.conductor_layers = conductor_layers
+  config.model.encoder = encoder
   config.optim.beta_every_steps = 1  # The adversarial term is on (its cost is there anyway).
   return config
 
@@ -118,7 +129,7 @@ def synthetic_batches(batch: int, steps: int, num_genres: int, seed: int, count:
 def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian",
         dtype: str = "float32", steps: int = 10, warmup: int = 2, impl: str = "auto",
         genres: int = 32, layers: int = 3, seed: int = 0, decoder: str = "flat",
-        conductor_hidden: int = 512, conductor_layers: int = 2) -> dict:
+        conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat") -> dict:
   """Compiles and times the train step; returns the JSON record."""
   import jax  # pylint: disable=g-import-not-at-top
   from musae_jax import lstm  # pylint: disable=g-import-not-at-top
@@ -126,7 +137,7 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
 
   resolved_impl = lstm.resolve_impl(impl)  # An unknown name fails here, before any work.
   config = make_config(bars, hidden, latent, batch, prior, dtype, impl, layers, seed, decoder,
-                       conductor_hidden, conductor_layers)
+                       conductor_hidden, conductor_layers, encoder)
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
   graphdef, state = train_step_lib.create_train_state(config, num_genres)
@@ -154,7 +165,8 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
   hierarchical = decoder == "hierarchical"
   flops = flops_per_sample(num_steps, hidden, latent, critic_in, layers,
                            conductor_hidden if hierarchical else 0,
-                           conductor_layers if hierarchical else 0)
+                           conductor_layers if hierarchical else 0,
+                           hierarchical_encoder=encoder == "hierarchical")
   memory = device.memory_stats() or {}
   analysis = compiled.memory_analysis()
   return {
@@ -177,7 +189,7 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
       "config": {"bars": bars, "timesteps": num_steps, "hidden": hidden, "latent": latent,
                  "batch": batch, "prior": prior, "dtype": dtype, "layers": layers,
                  "genres": num_genres, "steps": steps, "warmup": warmup, "seed": seed,
-                 "decoder": decoder,
+                 "decoder": decoder, "encoder": encoder,
                  **({"conductor_hidden": conductor_hidden, "conductor_layers": conductor_layers}
                     if hierarchical else {})},
   }
@@ -187,7 +199,7 @@ def _benchmark() -> None:
   record = run(_BARS.value, _HIDDEN.value, _LATENT.value, _BATCH.value, _PRIOR.value,
                _DTYPE.value, _STEPS.value, _WARMUP.value, _IMPL.value, _GENRES.value,
                _LAYERS.value, _SEED.value, _DECODER.value, _CONDUCTOR_HIDDEN.value,
-               _CONDUCTOR_LAYERS.value)
+               _CONDUCTOR_LAYERS.value, _ENCODER.value)
   record["keep_freed_memory"] = host_memory.keep_freed_memory()  # Applied by cli.run_tool.
   print(json.dumps(record))
 

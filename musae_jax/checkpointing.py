@@ -33,9 +33,10 @@ def damage_summary(error: Exception) -> str:
 # Config fields that fix parameter shapes: a checkpoint cannot be resumed under other values.
 SHAPE_FIELDS = ("data.bars", "model.hidden_size", "model.latent_size", "model.encoder_layers",
                 "model.decoder_layers", "model.critic_hidden_size", "model.prior",
-                "model.decoder", "model.conductor_hidden_size", "model.conductor_layers")
+                "model.decoder", "model.conductor_hidden_size", "model.conductor_layers",
+                "model.encoder")
 # What a run saved before a field existed was trained with (a flat decoder has no conductor).
-_SAVED_BEFORE_THE_FIELD = {"model.decoder": "flat"}
+_SAVED_BEFORE_THE_FIELD = {"model.decoder": "flat", "model.encoder": "flat"}
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:

@@ -16,6 +16,7 @@ _CHOICES = {
     "model.dtype": model.DTYPE_CHOICES,
     "model.matmul_precision": model.MATMUL_PRECISIONS,
     "model.decoder": model.DECODERS,
+    "model.encoder": model.ENCODERS,
     "optim.lr_schedule": step.LR_SCHEDULES,
 }
 _POSITIVE = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",

@@ -24,6 +24,7 @@ MATMUL_PRECISIONS = ("default", "highest")  # config.model.matmul_precision's ch
 # config.model.decoder's choices: the paper's decoders reading z at every step, or MusicVAE's
 # conductor emitting one embedding per bar and decoders that decode each bar from z and it.
 DECODERS = ("flat", "hierarchical")
+ENCODERS = ("flat", "hierarchical")
 
 
 def apply_matmul_precision(model_config: ml_collections.ConfigDict) -> None:
@@ -89,18 +90,29 @@ def _linear(in_features: int, out_features: int, dtype, rngs: nnx.Rngs) -> nnx.L
 
 class Encoder(nnx.Module):
   """Stacked biLSTM over the one-hot tokens; the top layer's final forward and backward states
-  give mu and log sigma^2 of q(z | x) (paper eqs. 7-10)."""
+  give mu and log sigma^2 of q(z | x) (paper eqs. 7-10).
+
+  Hierarchical (config.model.encoder="hierarchical", an extension beyond the paper): the stack
+  reads each bar on its own, all bars of a window as one batch, and one more biLSTM layer reads
+  the bars' summaries (final states); its final states give mu and log sigma^2. Every bar then
+  reaches z through 16 + bars recurrent steps instead of up to a whole window's, which the flat
+  encoder's two final states mostly forget at 16 bars (RESULTS.md, the position analysis).
+  """
 
   def __init__(self, hidden_size: int, latent_size: int, num_layers: int, *, lstm_impl: str,
                dtype, rngs: nnx.Rngs, initial_posterior_std: float = 1.0,
-               residual: bool = False, dropout_rate: float = 0.0):
+               residual: bool = False, dropout_rate: float = 0.0, hierarchical: bool = False):
     self.residual = residual
     self.dropout_rate = dropout_rate
+    self.hierarchical = hierarchical
     one_hot_size = NUM_TRACKS * NUM_CLASSES
     sizes = [one_hot_size] + [2 * hidden_size] * (num_layers - 1)
     kwargs = dict(impl=lstm_impl, dtype=dtype, rngs=rngs)
     self.forward_layers = nnx.List([LSTM(size, hidden_size, **kwargs) for size in sizes])
     self.backward_layers = nnx.List([LSTM(size, hidden_size, **kwargs) for size in sizes])
+    if hierarchical:  # A biLSTM layer over the bars' summaries.
+      self.bar_forward = LSTM(2 * hidden_size, hidden_size, **kwargs)
+      self.bar_backward = LSTM(2 * hidden_size, hidden_size, **kwargs)
     self.mu = _linear(2 * hidden_size, latent_size, dtype, rngs)
     self.logvar = _linear(2 * hidden_size, latent_size, dtype, rngs)
     # At initialisation the windows' means differ by ~0.02 (less with deeper stacks): with the
@@ -114,8 +126,36 @@ class Encoder(nnx.Module):
                dropout_key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """tokens int [B, T, 4] -> (mu, logvar), each float32 [B, N_z]. With dropout_key (training)
     the input of every layer above the first is dropped out at self.dropout_rate."""
+    if not self.hierarchical:
+      summary = self._summarize(tokens, dropout_key)
+      return self.mu(summary), self.logvar(summary)
+    batch, num_steps = tokens.shape[:2]
+    if num_steps % STEPS_PER_BAR:
+      raise ValueError(f"The hierarchical encoder reads whole bars; {num_steps} steps are not a "
+                       f"multiple of {STEPS_PER_BAR}.")
+    num_bars = num_steps // STEPS_PER_BAR
+    bars = tokens.reshape(batch * num_bars, STEPS_PER_BAR, NUM_TRACKS)  # Row b * bars + bar.
+    summaries = self._summarize(bars, dropout_key)  # [B * bars, 2H]
+    x = summaries.reshape(batch, num_bars, -1).transpose(1, 0, 2)  # [bars, B, 2H]
+    x = dropout(x, self.dropout_rate, _layer_key(dropout_key, len(self.forward_layers)))
+    hidden_size = self.bar_forward.hidden_size
+    if self.bar_forward.runs_whole_layers:
+      zeros = jnp.zeros((2, batch, hidden_size), jnp.float32)
+      hs, _, _ = lstm_cudnn.run_layer(x, [self.bar_forward.weights(),
+                                          self.bar_backward.weights()], zeros, zeros)
+      summary = jnp.concatenate([hs[-1, :, :hidden_size], hs[0, :, hidden_size:]], axis=-1)
+    else:
+      zeros = jnp.zeros((batch, hidden_size), jnp.float32)
+      _, (h_forward, _) = self.bar_forward(self.bar_forward.project(x), zeros, zeros)
+      _, (h_backward, _) = self.bar_backward(self.bar_backward.project(x), zeros, zeros,
+                                             reverse=True)
+      summary = jnp.concatenate([h_forward, h_backward], axis=-1)
+    return self.mu(summary), self.logvar(summary)
+
+  def _summarize(self, tokens: jax.Array, dropout_key: jax.Array | None) -> jax.Array:
+    """tokens int [B, T, 4] -> the top layer's final forward and backward states [B, 2H]."""
     if self.forward_layers[0].runs_whole_layers:
-      return self._encode_whole_layers(tokens, dropout_key)
+      return self._summarize_whole_layers(tokens, dropout_key)
     batch = tokens.shape[0]
     # The one-hot input [T, B, 4*130] has 4 hot entries per step: token + 130*track. Its
     # projection is the sum of those 4 rows of w_ih, with no one-hot array or matmul.
@@ -140,12 +180,11 @@ class Encoder(nnx.Module):
         hs_forward, hs_backward = hs_forward + inputs[0], hs_backward + inputs[1]
         h_forward, h_backward = hs_forward[-1], hs_backward[0]
       inputs = (hs_forward, hs_backward)
-    summary = jnp.concatenate([h_forward, h_backward], axis=-1)
-    return self.mu(summary), self.logvar(summary)
+    return jnp.concatenate([h_forward, h_backward], axis=-1)
 
-  def _encode_whole_layers(self, tokens: jax.Array,
-                           dropout_key: jax.Array | None) -> tuple[jax.Array, jax.Array]:
-    """__call__ for a kernel that runs whole layers from their input (lstm_cudnn): one
+  def _summarize_whole_layers(self, tokens: jax.Array,
+                              dropout_key: jax.Array | None) -> jax.Array:
+    """_summarize for a kernel that runs whole layers from their input (lstm_cudnn): one
     bidirectional call per layer, the one-hot input materialised."""
     one_hot = jax.nn.one_hot(tokens.transpose(1, 0, 2), NUM_CLASSES, dtype=jnp.float32)
     x = one_hot.reshape(*one_hot.shape[:2], NUM_TRACKS * NUM_CLASSES)  # [T, B, 4*130].
@@ -159,8 +198,7 @@ class Encoder(nnx.Module):
       if self.residual and below is not None:
         hs = hs + below
       x = below = hs
-    summary = jnp.concatenate([hs[-1, :, :hidden_size], hs[0, :, hidden_size:]], axis=-1)
-    return self.mu(summary), self.logvar(summary)
+    return jnp.concatenate([hs[-1, :, :hidden_size], hs[0, :, hidden_size:]], axis=-1)
 
 
 def _layer_key(key: jax.Array | None, layer: int, part: int = 0) -> jax.Array | None:
@@ -322,7 +360,8 @@ class MusAE(nnx.Module):
     self.encoder = Encoder(hidden, latent, model_config.encoder_layers, lstm_impl=impl,
                            dtype=dtype, rngs=rngs,
                            initial_posterior_std=model_config.get("initial_posterior_std", 1.0),
-                           residual=residual, dropout_rate=dropout_rate)
+                           residual=residual, dropout_rate=dropout_rate,
+                           hierarchical=model_config.get("encoder", "flat") == "hierarchical")
     # Runs saved before the field existed are flat; a flat model has no conductor parameters.
     self.hierarchical = model_config.get("decoder", "flat") == "hierarchical"
     bar_embedding_size = 0

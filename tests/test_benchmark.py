@@ -26,6 +26,10 @@ def test_flop_count_matches_the_pytorch_reference():
   per_track = 256 * (lstm(128 + 512, 192) - lstm(128, 192)) + 16 * 2 * 512 * 192 - 2 * 128 * 192
   assert hierarchical["decoder"] - flat["decoder"] == conductor + 4 * per_track
   assert hierarchical["encoder"] == flat["encoder"]
+  # The hierarchical encoder: the stack's work bar by bar, plus a biLSTM over 16 bar summaries.
+  both = benchmark.flops_per_sample(256, 192, 128, 128, layers=3, hierarchical_encoder=True)
+  assert both["encoder"] - flat["encoder"] == 16 * 2 * lstm(2 * 192, 192)
+  assert both["decoder"] == flat["decoder"]
 
 
 def test_command_prints_one_json_record():
@@ -45,11 +49,12 @@ def test_command_prints_one_json_record():
   assert abs(record["samples_per_s"] * record["step_ms_median"] / 1e3 - 4) < 0.01
   assert record["config"]["timesteps"] == 32 and record["config"]["prior"] == "flower"
   assert record["gflop_per_s"] > 0 and record["final_loss"] > 0
-  command += ["--decoder=hierarchical", "--conductor_hidden=12", "--conductor_layers=1"]
+  command += ["--decoder=hierarchical", "--conductor_hidden=12", "--conductor_layers=1",
+              "--encoder=hierarchical"]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
                           check=True)
   record = json.loads(result.stdout.strip().splitlines()[-1])
-  assert record["config"]["decoder"] == "hierarchical"
+  assert record["config"]["decoder"] == record["config"]["encoder"] == "hierarchical"
   assert record["config"]["conductor_hidden"] == 12 and record["final_loss"] > 0
 
 

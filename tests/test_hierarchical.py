@@ -142,7 +142,7 @@ def test_a_hierarchical_run_trains_resumes_and_goes_through_the_tools(tmp_path, 
   config.num_eval_batches = 1
   config.model.update(hidden_size=16, latent_size=8, critic_hidden_size=8, encoder_layers=1,
                       decoder_layers=1, decoder="hierarchical", conductor_hidden_size=8,
-                      conductor_layers=1)
+                      conductor_layers=1, encoder="hierarchical")
   workdir = str(tmp_path / "run")
   metrics = train.train_and_evaluate(config, workdir)
   assert 0.0 < metrics["validation/accuracy/mean"] <= 1.0
@@ -150,6 +150,9 @@ def test_a_hierarchical_run_trains_resumes_and_goes_through_the_tools(tmp_path, 
   flat.model.decoder = "flat"
   flat.num_train_steps = 9
   with pytest.raises(UserError, match="model.decoder: checkpoint 'hierarchical' vs config 'flat'"):
+    train.train_and_evaluate(flat, workdir)
+  flat.model.update(decoder="hierarchical", encoder="flat")
+  with pytest.raises(UserError, match="model.encoder: checkpoint 'hierarchical' vs config 'flat'"):
     train.train_and_evaluate(flat, workdir)
 
   song = sorted(glob.glob(str(REPO / "demo_data" / "midi" / "**" / "*.mid"), recursive=True))[0]
