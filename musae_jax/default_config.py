@@ -45,13 +45,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Dropout rate on the input of every stacked LSTM layer above the first (encoder, decoders,
   # conductor), in training only; 0 = none (the paper's).
   config.model.dropout = 0.0
+  # "flat" (the paper's: the encoder's stacked biLSTM reads the whole window) or "hierarchical"
+  # (the stack reads each bar on its own, one more biLSTM layer reads the bars' summaries).
+  config.model.encoder = "flat"
   # "flat" (the paper's: each track decoder reads z at every step of the window) or
   # "hierarchical" (MusicVAE's conductor reads z and emits one embedding per bar; each track
   # decoder decodes every bar from z and that bar's embedding, all bars as one batch).
   config.model.decoder = "flat"
-  # "flat" (the paper's: the encoder's stacked biLSTM reads the whole window) or "hierarchical"
-  # (the stack reads each bar on its own, one more biLSTM layer reads the bars' summaries).
-  config.model.encoder = "flat"
   config.model.conductor_hidden_size = 512  # Hierarchical: conductor LSTM units = bar embedding size.
   config.model.conductor_layers = 2  # Hierarchical: stacked conductor LSTM layers.
   config.model.critic_hidden_size = 1024  # Units in each of the critic's 2 tanh hidden layers.

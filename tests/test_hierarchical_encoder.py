@@ -17,6 +17,8 @@ from musae_common.errors import UserError
 from musae_jax import checkpointing
 from musae_jax import lstm
 from musae_jax.model import MusAE
+from tests.train_helpers import assert_loss_and_grads_close
+from tests.train_helpers import reconstruction_loss_and_grads as loss_and_grads
 
 BATCH = 3
 HIDDEN = 12
@@ -74,41 +76,23 @@ def test_the_code_is_read_from_each_bar_on_its_own():
     assert (np.abs(np.asarray(model.encode(changed)[0] - mu)).max(axis=-1) > 1e-6).all()
 
 
-def _loss_and_grads(model_config, tokens):
-  model = MusAE(model_config, num_genres=0, rngs=nnx.Rngs(0))
-  graphdef, params = nnx.split(model, nnx.Param)
-
-  def loss(params):
-    model = nnx.merge(graphdef, params)
-    mu, logvar = model.encode(tokens)
-    logits = model.decode(mu + jnp.exp(0.5 * logvar), tokens.shape[1])
-    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits),
-                                         tokens.astype(jnp.int32)[..., None], -1))
-
-  return jax.jit(jax.value_and_grad(loss))(params)
-
-
 def test_gradients_reach_every_encoder_layer_and_the_batched_path_agrees(monkeypatch):
   tokens = _tokens(2)
-  value, grads = _loss_and_grads(_model_config(), tokens)
+  value, grads = loss_and_grads(_model_config(), tokens)
   for path, grad in jax.tree_util.tree_leaves_with_path(grads["encoder"]):
     assert np.any(np.asarray(grad) != 0), jax.tree_util.keystr(path)
   # Accelerators run a biLSTM layer's two directions as one vmapped loop: same numbers.
   monkeypatch.setattr(lstm, "batches_well", lambda: True)
-  batched_value, batched_grads = _loss_and_grads(_model_config(), tokens)
-  np.testing.assert_allclose(batched_value, value, rtol=1e-6)
-  for got, want in zip(jax.tree.leaves(batched_grads), jax.tree.leaves(grads)):
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+  assert_loss_and_grads_close(loss_and_grads(_model_config(), tokens), (value, grads),
+                              value_rtol=1e-6, grad_rtol=1e-4)
 
 
 def test_the_hierarchical_encoder_on_cudnn_is_the_encoder_on_the_reference_kernel():
   tokens = _tokens(2, seed=2)
   config = dict(decoder="hierarchical", conductor_hidden_size=7, conductor_layers=1)
-  value, grads = _loss_and_grads(_model_config(lstm_impl="cudnn", **config), tokens)
-  ref_value, ref_grads = _loss_and_grads(_model_config(**config), tokens)
-  np.testing.assert_allclose(value, ref_value, rtol=1e-5)
-  for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6)
+  assert_loss_and_grads_close(loss_and_grads(_model_config(lstm_impl="cudnn", **config), tokens),
+                              loss_and_grads(_model_config(**config), tokens),
+                              value_rtol=1e-5, grad_rtol=1e-3)
 
 
 def test_a_checkpoint_of_the_other_encoder_is_refused_with_the_fields_named():

@@ -1,14 +1,18 @@
-"""Shared pieces of the training tests: a tiny config and reading a run's final parameters."""
+"""Shared pieces of the training tests: a tiny config, reading a run's final parameters, and a
+reconstruction loss with its gradients for the model tests."""
 
 import pathlib
 
+from flax import nnx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from configs import demo
 from musae_jax import checkpointing
 from musae_jax import default_config
 from musae_jax import step as step_lib
+from musae_jax.model import MusAE
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -45,3 +49,26 @@ def assert_trees_equal(a, b, rtol=0.0, atol=0.0):
       np.testing.assert_array_equal(x, y)
     else:
       np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+def reconstruction_loss_and_grads(model_config, tokens):
+  """The mean token cross-entropy of decoding mu + sigma (one fixed draw) and its gradients with
+  respect to every parameter, for a model built from model_config with seed 0 (jitted)."""
+  model = MusAE(model_config, num_genres=0, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(model, nnx.Param)
+
+  def loss(params):
+    model = nnx.merge(graphdef, params)
+    mu, logvar = model.encode(tokens)
+    logits = model.decode(mu + jnp.exp(0.5 * logvar), tokens.shape[1])
+    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                         tokens.astype(jnp.int32)[..., None], -1))
+
+  return jax.jit(jax.value_and_grad(loss))(params)
+
+
+def assert_loss_and_grads_close(got, want, value_rtol: float, grad_rtol: float):
+  """got, want: (loss, gradients) from reconstruction_loss_and_grads of two models."""
+  np.testing.assert_allclose(got[0], want[0], rtol=value_rtol)
+  for got_grad, want_grad in zip(jax.tree.leaves(got[1]), jax.tree.leaves(want[1])):
+    np.testing.assert_allclose(got_grad, want_grad, rtol=grad_rtol, atol=1e-6)
