@@ -34,6 +34,18 @@ def test_run_analysis(trained_run, script, expected):
   assert expected in out
 
 
+def test_wrong_drum_confusions_count_kit_groups_and_pairs():
+  from scripts import token_errors  # pylint: disable=g-import-not-at-top
+  target = np.array([36, 36, 36, 42, 42, 38, 128, 129])
+  # Right; kick 35 for kick 36 (same group); a hi-hat for a kick; a kick for a hi-hat; silence
+  # for a hi-hat; right; two steps that are no onset.
+  predicted = np.array([36, 35, 42, 36, 128, 38, 36, 129])
+  confusions = token_errors.wrong_drum_confusions(target, predicted)
+  assert confusions["wrong_drum_share_of_onset_errors"] == 3 / 4  # The 4th is a silence.
+  assert confusions["same_group_share"] == 1 / 3
+  assert sorted(confusions["top_pairs"]) == [(36, 35, 1), (36, 42, 1), (42, 36, 1)]
+
+
 def test_position_errors_by_bar_and_position():
   from scripts import position_errors  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
