@@ -10,7 +10,13 @@ tracks are decoded well only in bar 1, which the flat encoder's backward state e
 Command:
   python -m musae_jax.main --config=configs/corpus_16bar_hier_enc_gm.py \
       --config.data.midi_dir=../shared/data/midi --config.data.genres_file=../shared/data/genres.json
-Result: see RESULTS.md, "16 bars with a hierarchical decoder".
+Result (RESULTS.md, "16 bars with a hierarchical decoder"): step 4,500 (the same step cost as
+corpus_16bar_hier_gm; 45 minutes on a 2-core Intel Xeon, float32), on 6,000 seeded validation
+windows of unseen artists (`python -m musae_jax.tools.evaluate --workdir=RUN --split=validation
+--max_windows=6000 --out=DIR`): accuracy drums 0.727, bass 0.619, guitar 0.625, strings 0.695
+(mean 0.667; corpus_16bar_hier_gm 0.657), note accuracy drums 0.584, pitched 0.102 (0.093),
+onset F1 0.255, interpolation monotone, genre probe 0.585. Every bar is now decoded about as
+well as bar 1, but the pitched tracks stay near 0.1 in all of them.
 """
 
 from configs import corpus_16bar_hier_gm
