@@ -138,18 +138,7 @@ class Encoder(nnx.Module):
     summaries = self._summarize(bars, dropout_key)  # [B * bars, 2H]
     x = summaries.reshape(batch, num_bars, -1).transpose(1, 0, 2)  # [bars, B, 2H]
     x = dropout(x, self.dropout_rate, _layer_key(dropout_key, len(self.forward_layers)))
-    hidden_size = self.bar_forward.hidden_size
-    if self.bar_forward.runs_whole_layers:
-      zeros = jnp.zeros((2, batch, hidden_size), jnp.float32)
-      hs, _, _ = lstm_cudnn.run_layer(x, [self.bar_forward.weights(),
-                                          self.bar_backward.weights()], zeros, zeros)
-      summary = jnp.concatenate([hs[-1, :, :hidden_size], hs[0, :, hidden_size:]], axis=-1)
-    else:
-      zeros = jnp.zeros((batch, hidden_size), jnp.float32)
-      _, (h_forward, _) = self.bar_forward(self.bar_forward.project(x), zeros, zeros)
-      _, (h_backward, _) = self.bar_backward(self.bar_backward.project(x), zeros, zeros,
-                                             reverse=True)
-      summary = jnp.concatenate([h_forward, h_backward], axis=-1)
+    summary = _bidirectional_final_states(self.bar_forward, self.bar_backward, x)
     return self.mu(summary), self.logvar(summary)
 
   def _summarize(self, tokens: jax.Array, dropout_key: jax.Array | None) -> jax.Array:
@@ -198,7 +187,26 @@ class Encoder(nnx.Module):
       if self.residual and below is not None:
         hs = hs + below
       x = below = hs
-    return jnp.concatenate([hs[-1, :, :hidden_size], hs[0, :, hidden_size:]], axis=-1)
+    return _final_states(hs, hidden_size)
+
+
+def _final_states(hs: jax.Array, hidden_size: int) -> jax.Array:
+  """A whole-layer kernel's biLSTM outputs [T, B, 2H] -> [B, 2H]: the forward direction's state
+  after step T and the backward direction's after step 1."""
+  return jnp.concatenate([hs[-1, :, :hidden_size], hs[0, :, hidden_size:]], axis=-1)
+
+
+def _bidirectional_final_states(forward: LSTM, backward: LSTM, x: jax.Array) -> jax.Array:
+  """x [T, B, I] -> [B, 2H]: the final states of one biLSTM layer that starts from zeros."""
+  hidden_size = forward.hidden_size
+  if forward.runs_whole_layers:
+    zeros = jnp.zeros((2, x.shape[1], hidden_size), jnp.float32)
+    hs, _, _ = lstm_cudnn.run_layer(x, [forward.weights(), backward.weights()], zeros, zeros)
+    return _final_states(hs, hidden_size)
+  zeros = jnp.zeros((x.shape[1], hidden_size), jnp.float32)
+  _, (h_forward, _) = forward(forward.project(x), zeros, zeros)
+  _, (h_backward, _) = backward(backward.project(x), zeros, zeros, reverse=True)
+  return jnp.concatenate([h_forward, h_backward], axis=-1)
 
 
 def _layer_key(key: jax.Array | None, layer: int, part: int = 0) -> jax.Array | None:
