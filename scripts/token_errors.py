@@ -43,7 +43,7 @@ def wrong_drum_confusions(target: np.ndarray, predicted: np.ndarray, top: int = 
   wrong_drum = onset & (predicted < tokens_lib.NUM_PITCHES) & (predicted != target)
   pairs = collections.Counter(zip(target[wrong_drum].tolist(), predicted[wrong_drum].tolist()))
   same_group = sum(count for (t, p), count in pairs.items()
-                   if _GROUP_OF.get(t, -1) == _GROUP_OF.get(p, -2))
+                   if t in _GROUP_OF and _GROUP_OF[t] == _GROUP_OF.get(p))
   return {"wrong_drum_share_of_onset_errors":
               wrong_drum.sum() / max(1, (onset & (predicted != target)).sum()),
           "same_group_share": same_group / max(1, wrong_drum.sum()),
