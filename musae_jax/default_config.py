@@ -52,6 +52,9 @@ def get_config() -> ml_collections.ConfigDict:
   # "hierarchical" (MusicVAE's conductor reads z and emits one embedding per bar; each track
   # decoder decodes every bar from z and that bar's embedding, all bars as one batch).
   config.model.decoder = "flat"
+  # Each track decoder's first layer also reads the step's position in its bar (a one-hot of
+  # 16), beside z; False = z only (the paper's).
+  config.model.step_position = False
   config.model.conductor_hidden_size = 512  # Hierarchical: conductor LSTM units = bar embedding size.
   config.model.conductor_layers = 2  # Hierarchical: stacked conductor LSTM layers.
   config.model.critic_hidden_size = 1024  # Units in each of the critic's 2 tanh hidden layers.

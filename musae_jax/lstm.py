@@ -406,9 +406,10 @@ class LSTM(nnx.Module):
     # bias, project() adds it first, as before there was a choice (the same bits).
     return kernel_adds_bias(self.impl, jax.ShapeDtypeStruct(self.w_hh.shape, self.dtype))
 
-  def project(self, *inputs: jax.Array) -> jax.Array:
+  def project(self, *inputs: jax.Array, fixed_rows: int = 0) -> jax.Array:
     """The input projection for __call__ for inputs [..., I_k] that together make up the I input
-    features: x @ w_ih, plus b unless the layer's kernel adds it itself.
+    features (all but the last fixed_rows, which the caller projects itself): x @ w_ih, plus b
+    unless the layer's kernel adds it itself.
 
     Several inputs (e.g. the forward and backward halves of a biLSTM layer below) are
     multiplied by their own rows of w_ih, so they need not be concatenated first.
@@ -419,8 +420,9 @@ class LSTM(nnx.Module):
       term = input_matmul(x, rows, self.dtype)
       out = term if out is None else out + term
       start += x.shape[-1]
-    if start != self.w_ih.shape[0]:
-      raise ValueError(f"LSTM inputs have {start} features, w_ih expects {self.w_ih.shape[0]}.")
+    if start + fixed_rows != self.w_ih.shape[0]:
+      raise ValueError(f"LSTM inputs have {start} features (+{fixed_rows} projected elsewhere), "
+                       f"w_ih expects {self.w_ih.shape[0]}.")
     return out
 
   def project_one_hot(self, indices: jax.Array) -> jax.Array:

@@ -235,24 +235,40 @@ def _both_directions_in_one_loop(forward: LSTM, backward: LSTM, x_forward: jax.A
   return hs[0], h[0], hs[1][::-1], h[1]
 
 
+def _step_positions(num_steps: int) -> jax.Array:
+  """int [T]: each step's position in its bar (0 on every downbeat)."""
+  return jnp.arange(num_steps) % STEPS_PER_BAR
+
+
 def _stack_over_constant_input(layers, inputs: tuple[jax.Array, ...], state: jax.Array,
                                num_steps: int, residual: bool, dropout_rate: float = 0.0,
-                               dropout_key: jax.Array | None = None) -> jax.Array:
+                               dropout_key: jax.Array | None = None,
+                               step_position: bool = False) -> jax.Array:
   """hs [T, B, H] of stacked LSTM layers whose first layer reads the same inputs ([B, I_k],
   together its I features) at every step and whose every layer starts from (state, state). With
-  dropout_key the input of every layer above the first is dropped out at dropout_rate (the
-  residual path carries the layer below undropped)."""
+  step_position the first layer also reads the one-hot of the step's position in its bar (the
+  last STEPS_PER_BAR rows of its w_ih). With dropout_key the input of every layer above the
+  first is dropped out at dropout_rate (the residual path carries the layer below undropped)."""
   if layers[0].runs_whole_layers:  # lstm_cudnn: the input materialised at every step.
     x = jnp.concatenate([x.astype(jnp.float32) for x in inputs], axis=-1)
     x = jnp.broadcast_to(x, (num_steps, *x.shape))
+    if step_position:
+      one_hot = jax.nn.one_hot(_step_positions(num_steps), STEPS_PER_BAR, dtype=jnp.float32)
+      x = jnp.concatenate([x, jnp.broadcast_to(one_hot[:, None], (*x.shape[:2], STEPS_PER_BAR))],
+                          axis=-1)
     for index, layer in enumerate(layers):
       layer_input = dropout(x, dropout_rate, _layer_key(dropout_key, index)) if index else x
       hs, _, _ = lstm_cudnn.run_layer(layer_input, [layer.weights()], state[None], state[None])
       x = hs + x if residual and index else hs
     return x
   # The first layer's input is the same at every step: project it once, broadcast inside the
-  # LSTM.
-  x_proj = layers[0].project(*inputs)[None]
+  # LSTM. A one-hot position's projection is a row of w_ih: one [T, 4H] gather, added per step.
+  if step_position:
+    w_ih = layers[0].w_ih[...]
+    positions = w_ih[w_ih.shape[0] - STEPS_PER_BAR:][_step_positions(num_steps)]
+    x_proj = layers[0].project(*inputs, fixed_rows=STEPS_PER_BAR)[None] + positions[:, None]
+  else:
+    x_proj = layers[0].project(*inputs)[None]
   hs = None
   for index, layer in enumerate(layers):
     below = hs
@@ -293,16 +309,22 @@ class TrackDecoder(nnx.Module):
   With bar_embedding_size (the hierarchical decoder) it decodes each bar on its own, all bars of
   a window as one batch: the layers read [z, the bar's embedding] at each of the bar's steps and
   start from tanh(W embedding + b), so the recurrence is one bar deep instead of a window deep.
+
+  With step_position (config.model.step_position) the first layer also reads the one-hot of the
+  step's position in its bar, so where a hit falls in the bar need not be counted out by the
+  recurrence from z alone.
   """
 
   def __init__(self, latent_size: int, hidden_size: int, num_layers: int, *, lstm_impl: str,
                dtype, rngs: nnx.Rngs, residual: bool = False, bar_embedding_size: int = 0,
-               dropout_rate: float = 0.0):
+               dropout_rate: float = 0.0, step_position: bool = False):
     self.residual = residual
     self.dropout_rate = dropout_rate
+    self.step_position = step_position
     self.hierarchical = bar_embedding_size > 0
     self.initial_state = _linear(bar_embedding_size or latent_size, hidden_size, dtype, rngs)
-    sizes = [latent_size + bar_embedding_size] + [hidden_size] * (num_layers - 1)
+    sizes = ([latent_size + bar_embedding_size + (STEPS_PER_BAR if step_position else 0)] +
+             [hidden_size] * (num_layers - 1))
     self.layers = nnx.List([LSTM(size, hidden_size, impl=lstm_impl, dtype=dtype, rngs=rngs)
                             for size in sizes])
     self.output = _linear(hidden_size, NUM_CLASSES, dtype, rngs)
@@ -311,11 +333,11 @@ class TrackDecoder(nnx.Module):
                dropout_key: jax.Array | None = None) -> jax.Array:
     """z [B, N_z] (and, hierarchical, bar embeddings [bars, B, H_c]) -> logits [T, B, 130]
     (time-major)."""
-    dropout_args = (self.dropout_rate, dropout_key)
+    stack_args = (self.residual, self.dropout_rate, dropout_key, self.step_position)
     if not self.hierarchical:
       state = jnp.tanh(self.initial_state(z))
       return self.output(_stack_over_constant_input(self.layers, (z,), state, num_steps,
-                                                    self.residual, *dropout_args))
+                                                    *stack_args))
     num_bars, batch = bar_embeddings.shape[:2]
     if num_steps != num_bars * STEPS_PER_BAR:
       raise ValueError(f"{num_steps} steps are not {num_bars} bars of {STEPS_PER_BAR}.")
@@ -323,7 +345,7 @@ class TrackDecoder(nnx.Module):
     z_rows = jnp.tile(z, (num_bars, 1))
     state = jnp.tanh(self.initial_state(embeddings))
     hs = _stack_over_constant_input(self.layers, (z_rows, embeddings), state, STEPS_PER_BAR,
-                                    self.residual, *dropout_args)
+                                    *stack_args)
     logits = self.output(hs)  # [16, bars * B, 130]
     logits = logits.reshape(STEPS_PER_BAR, num_bars, batch, NUM_CLASSES).transpose(1, 0, 2, 3)
     return logits.reshape(num_steps, batch, NUM_CLASSES)
@@ -381,7 +403,8 @@ class MusAE(nnx.Module):
     self.decoders = nnx.Dict({
         track: TrackDecoder(latent, hidden, model_config.decoder_layers, lstm_impl=impl,
                             dtype=dtype, rngs=rngs, residual=residual,
-                            bar_embedding_size=bar_embedding_size, dropout_rate=dropout_rate)
+                            bar_embedding_size=bar_embedding_size, dropout_rate=dropout_rate,
+                            step_position=model_config.get("step_position", False))
         for track in TRACKS})
     self.critic_net = Critic(latent, model_config.critic_hidden_size, self.num_components,
                              dtype=dtype, rngs=rngs)
