@@ -34,7 +34,7 @@ LSTM_CPU = Extension(
     "musae_jax._lstm_cpu",
     # The dispatcher, then one file per instruction-set level (all include lstm_cpu_kernel.h).
     sources=[os.path.join("csrc", name) for name in (
-        "lstm_cpu.cc", "lstm_cpu_avx512_bf16.cc", "lstm_cpu_avx512.cc", "lstm_cpu_avx2.cc",
+        "lstm_cpu.cc", "lstm_cpu_amx_bf16.cc", "lstm_cpu_avx512_bf16.cc", "lstm_cpu_avx512.cc", "lstm_cpu_avx2.cc",
         "lstm_cpu_avx.cc", "lstm_cpu_generic.cc")],
     depends=[os.path.join("csrc", name) for name in ("lstm_cpu_common.h", "lstm_cpu_kernel.h")],
     include_dirs=[_xla_ffi_include_dir(), "csrc"],

@@ -1,11 +1,12 @@
 r"""Times the fused CPU LSTM kernel's ISA levels against each other, alternating, in one process.
 
   python benchmarks/kernel_levels.py [--level=avx512 --level=avx2] [--shape=32,64,256
-      --shape=256,16,256] [--rounds=10] [--extra=NAME:PATH:LEVEL ...]
+      --shape=256,16,256] [--rounds=10] [--bf16] [--extra=NAME:PATH:LEVEL ...]
 
 Loads the built library once per level (each from its own copy of the file: loading one path
 twice would give one library, with one level) and, for each shape steps,batch,hidden, times the
-FFI forward call and forward + backward (the kernel alone: no XLA around it but the calls), in
+FFI forward call and forward + backward (the kernel alone: no XLA around it but the calls; with
+--bf16 its bf16 matmuls, e.g. --level=amx_bf16 --level=avx512_bf16), in
 rounds that alternate between the levels, so that a drifting machine affects them alike. Prints
 min and median milliseconds and GFLOP/s (the recurrent matmuls, as benchmarks/lstm_kernels.py
 counts them). --extra adds another build of the library (e.g. one from an older source, with the
@@ -29,6 +30,8 @@ _LEVELS = flags.DEFINE_multi_string("level", ["avx512", "avx2"], "Levels of the 
 _SHAPES = flags.DEFINE_multi_string("shape", ["32,64,256", "256,16,256"], "steps,batch,hidden.")
 _ROUNDS = flags.DEFINE_integer("rounds", 10, "Alternating rounds (one call of each per round).")
 _EXTRA = flags.DEFINE_multi_string("extra", [], "NAME:PATH:LEVEL of another build to time too.")
+_BF16 = flags.DEFINE_bool("bf16", False, "bf16 matmuls (at levels that have them) instead of "
+                          "float32 ones.")
 
 
 def _load(path: str, level: str, directory: str) -> ctypes.CDLL:
@@ -70,7 +73,7 @@ def main(argv):
       d_hs = jax.random.normal(keys[2], (steps, batch, hidden))
       state = jax.ShapeDtypeStruct((steps, batch, hidden), jnp.float32)
       gates = jax.ShapeDtypeStruct((steps, batch, 4 * hidden), jnp.float32)
-      attributes = {"reverse": False, "bf16": False}  # Float32 matmuls, forward in time.
+      attributes = {"reverse": False, "bf16": _BF16.value}  # Forward in time.
       functions = []
       for name, index in targets:
         forward = jax.ffi.ffi_call(f"musae_levels_{index}_MusaeLstmForwardTrain",

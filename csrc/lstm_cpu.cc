@@ -31,9 +31,10 @@
 // AVX2 + FMA, AVX and generic (lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc,
 // lstm_cpu_generic.cc), each with its own target attributes, so one build runs on any CPU of its
 // architecture; the AVX512-BF16 level adds bf16 matmuls (lstm_cpu_avx512_bf16.cc) to the AVX-512
-// level's float32 code. The level is chosen when the library loads, from the CPU's features (the
+// level's float32 code, and the AMX-BF16 level the same matmuls on AMX tiles
+// (lstm_cpu_amx_bf16.cc). The level is chosen when the library loads, from the CPU's features (the
 // widest it can run); the Python side can force another with musae_lstm_cpu_set_isa
-// (MUSAE_LSTM_CPU_ISA=avx512_bf16|avx512|avx2|avx|generic), which refuses a level this CPU
+// (MUSAE_LSTM_CPU_ISA=amx_bf16|avx512_bf16|avx512|avx2|avx|generic), which refuses a level this CPU
 // cannot run.
 //
 // Numerics: float32 by default; tanh uses the same rational approximation as XLA's CPU backend
@@ -44,7 +45,12 @@
 // operands and results stay float32 arrays. At levels without them, bf16 calls run in float32.
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
+#endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #include <algorithm>
@@ -69,19 +75,44 @@ namespace {
 #if defined(__x86_64__) || defined(__i386__)
 // AVX-512 with bf16 dot instructions: the AVX-512 level's float32 code itself (so a float32 run
 // computes the same bits at either level) and the bf16 matmuls of lstm_cpu_avx512_bf16.cc.
-const Kernels kAvx512Bf16Level = [] {
+// The AMX-BF16 level likewise, with the bf16 matmuls on AMX tiles (lstm_cpu_amx_bf16.cc).
+Kernels WithBf16Entries(const Kernels& bf16) {
   Kernels level = kAvx512Kernels;
-  const Kernels& bf16 = kAvx512Bf16Kernels;
   level.name = bf16.name;
   level.forward_pack_bf16 = bf16.forward_pack_bf16;
   level.forward_rows_bf16 = bf16.forward_rows_bf16;
   level.backward_pack_bf16 = bf16.backward_pack_bf16;
   level.backward_rows_bf16 = bf16.backward_rows_bf16;
   level.weight_grad_units_bf16 = bf16.weight_grad_units_bf16;
+  level.bf16_rows_per_tile = bf16.bf16_rows_per_tile;
   return level;
-}();
-const Kernels* const kLevels[] = {&kAvx512Bf16Level, &kAvx512Kernels, &kAvx2Kernels, &kAvxKernels,
-                                  &kGenericKernels};
+}
+const Kernels kAmxBf16Level = WithBf16Entries(kAmxBf16Kernels);
+const Kernels kAvx512Bf16Level = WithBf16Entries(kAvx512Bf16Kernels);
+const Kernels* const kLevels[] = {&kAmxBf16Level, &kAvx512Bf16Level, &kAvx512Kernels,
+                                  &kAvx2Kernels,  &kAvxKernels,      &kGenericKernels};
+
+// Whether the CPU has AMX-BF16 tiles (CPUID leaf 7: AMX-BF16 and AMX-TILE), the operating system
+// saves their state (XCR0 bits 17 and 18) and Linux grants this process the tile data (asked
+// once: the grant is for the whole process; other systems have no such call and are not used).
+bool AmxRuns() {
+#if defined(__linux__) && defined(__x86_64__)
+  static const bool runs = [] {
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    const bool amx_bf16 = (edx >> 22) & 1, amx_tile = (edx >> 24) & 1;
+    if (!__get_cpuid_count(1, 0, &eax, &ebx, &ecx, &edx) || !((ecx >> 27) & 1)) return false;
+    unsigned xcr0_low, xcr0_high;
+    __asm__("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+    if (!amx_bf16 || !amx_tile || ((xcr0_low >> 17) & 3) != 3) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return runs;
+#else
+  return false;
+#endif
+}
 #else
 const Kernels* const kLevels[] = {&kGenericKernels};
 #endif
@@ -91,6 +122,7 @@ const Kernels* const kLevels[] = {&kGenericKernels};
 bool CpuRuns(const Kernels& k) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
+  if (&k == &kAmxBf16Level) return CpuRuns(kAvx512Bf16Level) && AmxRuns();
   if (&k == &kAvx512Bf16Level)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx2") &&
@@ -275,7 +307,8 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_proj,
       pool, shape, a.w_hh, per_group, pairs ? kernels.forward_pack_bf16 : kernels.forward_pack);
   const float* packed = packed_buffer.data();
   const auto rows = pairs ? kernels.forward_rows_bf16 : kernels.forward_rows;
-  RunUnits(pool, shape.groups, shape.batch, kernels.rows_per_tile,
+  RunUnits(pool, shape.groups, shape.batch,
+           pairs ? kernels.bf16_rows_per_tile : kernels.rows_per_tile,
            [&a, rows, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
              rows(a, g, r0, r1, packed + g * per_group);
            });
@@ -354,12 +387,13 @@ ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_hh, ffi::B
       pool, shape, a.w_hh, per_group, pairs ? kernels.backward_pack_bf16 : kernels.backward_pack);
   const float* packed = packed_buffer.data();
   const auto rows = pairs ? kernels.backward_rows_bf16 : kernels.backward_rows;
-  RunUnits(pool, shape.groups, shape.batch, kernels.rows_per_tile,
+  const int64_t rows_per_tile = pairs ? kernels.bf16_rows_per_tile : kernels.rows_per_tile;
+  RunUnits(pool, shape.groups, shape.batch, rows_per_tile,
            [&a, rows, packed, per_group](int64_t g, int64_t r0, int64_t r1) {
              rows(a, g, r0, r1, packed + g * per_group);
            });
   const auto units = pairs ? kernels.weight_grad_units_bf16 : kernels.weight_grad_units;
-  RunUnits(pool, shape.groups, shape.hidden, kernels.rows_per_tile,
+  RunUnits(pool, shape.groups, shape.hidden, rows_per_tile,
            [&a, units](int64_t g, int64_t u0, int64_t u1) { units(a, g, u0, u1); });
   return ffi::Error::Success();
 }

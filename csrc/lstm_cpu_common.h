@@ -60,7 +60,7 @@ struct BackwardArgs {
 // repacks w_hh once per call into a buffer of the size the level asks for (each thread packing a
 // range of hidden units), and the row functions of every thread then read that one copy.
 struct Kernels {
-  const char* name;   // "avx512_bf16", "avx512", "avx2", "avx", "generic"
+  const char* name;   // "amx_bf16", "avx512_bf16", "avx512", "avx2", "avx", "generic"
   int vector_width;   // float lanes; the hidden size must be a multiple
   int rows_per_tile;  // batch rows of one register tile
   int64_t (*forward_packed_floats)(int64_t hidden);
@@ -93,10 +93,13 @@ struct Kernels {
                              int64_t row_end, const float* packed);
   void (*weight_grad_units_bf16)(const BackwardArgs& a, int64_t group, int64_t unit_begin,
                                  int64_t unit_end);
+  int bf16_rows_per_tile;  // rows_per_tile of the bf16 entries (16 with AMX tiles)
 };
 
 #if defined(__x86_64__) || defined(__i386__)
-// lstm_cpu.cc's avx512_bf16 level takes its bf16 entries, and its float32 ones from kAvx512Kernels.
+// lstm_cpu.cc's amx_bf16 and avx512_bf16 levels take their bf16 entries from these, and their
+// float32 ones from kAvx512Kernels.
+extern const Kernels kAmxBf16Kernels;
 extern const Kernels kAvx512Bf16Kernels;
 extern const Kernels kAvx512Kernels;
 extern const Kernels kAvx2Kernels;

@@ -292,6 +292,76 @@ inline void PanelMatmul(const float* a, int64_t lda, int64_t a_step, const float
 #endif
 }
 
+// AMX tile sizes (used at the amx_bf16 level only; see below).
+constexpr int64_t kAmxRows = 16;   // rows of a tile (batch rows; hidden units of d_w_hh)
+constexpr int64_t kAmxPairs = 16;  // pair slots of a tile row (64 bytes)
+
+inline int64_t AmxPadded(int64_t n) { return (n + kAmxRows - 1) / kAmxRows * kAmxRows; }
+
+#if defined(MUSAE_LSTM_AMX)
+// AMX-BF16 tiles (lstm_cpu_amx_bf16.cc): the bf16 matmuls of the three recurrent products as
+// TDPBF16PS on 16-row tiles. A tile row is 64 bytes, 16 pair slots, so the pair-slot layouts of
+// the AVX512-BF16 code are already what a tile loads: an A tile is 16 rows of 16 pair slots (32
+// depth indices), a B tile 16 pair rows of 16 columns. Rows past the end of a range are computed
+// on zero-filled padding and never stored. The tile state is per thread: every unit configures
+// it first and releases it last.
+struct alignas(64) AmxTileConfig {
+  uint8_t palette_id;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+// Tiles 0-3: the four 16 x 16 float blocks of a result panel; 4: A; 5-7: B. All 16 x 64 bytes.
+class AmxTiles {
+ public:
+  AmxTiles() {
+    AmxTileConfig config;
+    __builtin_memset(&config, 0, sizeof(config));
+    config.palette_id = 1;
+    for (int t = 0; t < 8; ++t) {
+      config.rows[t] = kAmxRows;
+      config.colsb[t] = kAmxPairs * 4;
+    }
+    _tile_loadconfig(&config);
+  }
+  ~AmxTiles() { _tile_release(); }
+  AmxTiles(const AmxTiles&) = delete;
+  AmxTiles& operator=(const AmxTiles&) = delete;
+};
+
+// out[v][m][u] = sum over depth pairs k2 of the pair products a[m * lda + k2] . b[k2 * ldb +
+// v * kVec + u], for 16 rows m, the 4 column blocks v of a panel and kVec = 16 columns u each:
+// PanelMatmulPairsN's sums for 16 rows at once. depth_pairs is a multiple of kAmxPairs; a and b
+// are pair slots, lda and ldb in floats; out is 4 x 16 x 16 floats.
+inline void AmxPanelMatmul(const float* a, int64_t lda, const float* b, int64_t ldb,
+                           int64_t depth_pairs, float* out) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const int64_t a_stride = lda * sizeof(float), b_stride = ldb * sizeof(float);
+  for (int64_t k2 = 0; k2 < depth_pairs; k2 += kAmxPairs) {
+    const float* b_k = b + k2 * ldb;
+    _tile_loadd(4, a + k2, a_stride);
+    _tile_loadd(5, b_k, b_stride);
+    _tile_loadd(6, b_k + kVec, b_stride);
+    _tile_dpbf16ps(0, 4, 5);
+    _tile_loadd(7, b_k + 2 * kVec, b_stride);
+    _tile_dpbf16ps(1, 4, 6);
+    _tile_loadd(5, b_k + 3 * kVec, b_stride);
+    _tile_dpbf16ps(2, 4, 7);
+    _tile_dpbf16ps(3, 4, 5);
+  }
+  constexpr int64_t kRow = kVec * sizeof(float), kBlock = kAmxRows * kVec;
+  _tile_stored(0, out, kRow);
+  _tile_stored(1, out + kBlock, kRow);
+  _tile_stored(2, out + 2 * kBlock, kRow);
+  _tile_stored(3, out + 3 * kBlock, kRow);
+}
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Forward.
 
@@ -325,6 +395,38 @@ void PackForwardPairs(const float* w, int64_t hidden, int64_t k_begin, int64_t k
 }
 #endif
 
+// The gates, cell and state of row r, hidden units [col, col + kVec), from their recurrent
+// matmul sums acc (4 gates) and the bias b; with kPairs h_t is also written as bf16 pair slots
+// at h_pairs_row for the next step's matmul.
+template <bool kPairs>
+inline void ForwardEpilogue(int64_t hidden, int64_t r, int64_t col, const Vf (&acc)[kGates],
+                            const Vf (&b)[kGates], const float* c_prev, const float* x_t,
+                            float* h_t, float* c_t, float* g_t, float* h_pairs_row) {
+  const int64_t cols = kGates * hidden;
+  const float* x = x_t + r * cols + col;
+  // (x + b) first, as when XLA added the bias to the input projection before the kernel.
+  const Vf i = Sigmoid(acc[0] + (Load(x) + b[0]));
+  const Vf f = Sigmoid(acc[1] + (Load(x + hidden) + b[1]));
+  const Vf g = Tanh(acc[2] + (Load(x + 2 * hidden) + b[2]));
+  const Vf o = Sigmoid(acc[3] + (Load(x + 3 * hidden) + b[3]));
+  const Vf c = f * Load(c_prev + r * hidden + col) + i * g;
+  Store(c_t + r * hidden + col, c);
+  const Vf h = o * Tanh(c);
+  Store(h_t + r * hidden + col, h);
+#if defined(MUSAE_LSTM_BF16)
+  if constexpr (kPairs) StoreBf16(h_pairs_row + col / 2, h);
+#else
+  (void)h_pairs_row;
+#endif
+  if (g_t != nullptr) {
+    float* gr = g_t + r * cols + col;
+    Store(gr, i);
+    Store(gr + hidden, f);
+    Store(gr + 2 * hidden, g);
+    Store(gr + 3 * hidden, o);
+  }
+}
+
 // Hidden block j (units col..col + kVec) of rows [row, row + MR) for one step. The matmul reads
 // the tile's rows of h_{t-1} at h_rows (lda apart): floats, or pair slots (kPairs), which the
 // epilogue then also writes for h_t at h_pairs_out (lda apart).
@@ -348,34 +450,41 @@ void ForwardTile(const ForwardArgs& a, const float* packed_j, int64_t row, int64
 #pragma GCC unroll 4
   for (int v = 0; v < kGates; ++v) b[v] = Load(bias + v * hidden + col);
 #pragma GCC unroll 8
-  for (int m = 0; m < MR; ++m) {
-    const int64_t r = row + m;
-    const float* x = x_t + r * cols + col;
-    // (x + b) first, as when XLA added the bias to the input projection before the kernel.
-    const Vf i = Sigmoid(acc[m][0] + (Load(x) + b[0]));
-    const Vf f = Sigmoid(acc[m][1] + (Load(x + hidden) + b[1]));
-    const Vf g = Tanh(acc[m][2] + (Load(x + 2 * hidden) + b[2]));
-    const Vf o = Sigmoid(acc[m][3] + (Load(x + 3 * hidden) + b[3]));
-    const Vf c = f * Load(c_prev + r * hidden + col) + i * g;
-    Store(c_t + r * hidden + col, c);
-    const Vf h = o * Tanh(c);
-    Store(h_t + r * hidden + col, h);
-#if defined(MUSAE_LSTM_BF16)
-    if constexpr (kPairs) StoreBf16(h_pairs_out + m * lda + col / 2, h);
-#endif
-    if (g_t != nullptr) {
-      float* gr = g_t + r * cols + col;
-      Store(gr, i);
-      Store(gr + hidden, f);
-      Store(gr + 2 * hidden, g);
-      Store(gr + 3 * hidden, o);
-    }
-  }
+  for (int m = 0; m < MR; ++m)
+    ForwardEpilogue<kPairs>(hidden, row + m, col, acc[m], b, c_prev, x_t, h_t, c_t, g_t,
+                            h_pairs_out + m * lda);
 }
 
+#if defined(MUSAE_LSTM_AMX)
+// ForwardTile for up to 16 rows [row, row + rows) with AMX tiles: h_rows holds 16 rows of pair
+// slots (zero past `rows`).
+void ForwardTileAmx(const ForwardArgs& a, const float* packed_j, int64_t row, int64_t rows,
+                    int64_t col, const float* h_rows, int64_t lda, const float* c_prev,
+                    const float* x_t, const float* bias, float* h_t, float* c_t, float* g_t,
+                    float* h_pairs_out) {
+  const int64_t hidden = a.shape.hidden, cols = kGates * hidden;
+  for (int64_t m = 0; m < rows; ++m)
+#pragma GCC unroll 4
+    for (int v = 0; v < kGates; ++v)
+      __builtin_prefetch(x_t + (row + m) * cols + v * hidden + col, 0, 3);
+  alignas(64) float out[kGates * kAmxRows * kVec];
+  AmxPanelMatmul(h_rows, lda, packed_j, kGates * kVec, hidden / 2, out);
+  Vf b[kGates];
+#pragma GCC unroll 4
+  for (int v = 0; v < kGates; ++v) b[v] = Load(bias + v * hidden + col);
+  for (int64_t m = 0; m < rows; ++m) {
+    Vf acc[kGates];
+#pragma GCC unroll 4
+    for (int v = 0; v < kGates; ++v) acc[v] = Load(out + (v * kAmxRows + m) * kVec);
+    ForwardEpilogue<true>(hidden, row + m, col, acc, b, c_prev, x_t, h_t, c_t, g_t,
+                          h_pairs_out + m * lda);
+  }
+}
+#endif
+
 // Rows [row_begin, row_end) of one recurrence over all steps; `packed` is its w_hh, packed (in
-// pair slots for kPairs).
-template <bool kPairs>
+// pair slots for kPairs). kAmx (with kPairs): the matmuls on AMX tiles of 16 rows.
+template <bool kPairs, bool kAmx = false>
 void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
                  const float* packed) {
   const Shape& s = a.shape;
@@ -387,11 +496,17 @@ void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t
   float* gates = a.gates == nullptr ? nullptr : a.gates + group * s.steps * s.batch * cols;
   // With kPairs, the matmul reads h_{t-1} of these rows as bf16 pair slots: h0's converted here,
   // then each step's written by the epilogue that computes it, into the other of two buffers.
-  const int64_t rows = row_end - row_begin, lda = kPairs ? hidden / 2 : hidden;
+  // (AMX: each buffer padded with zero rows to whole tiles.)
+  const int64_t rows = kAmx ? AmxPadded(row_end - row_begin) : row_end - row_begin;
+  const int64_t lda = kPairs ? hidden / 2 : hidden;
   FloatScratch pairs(kPairs ? 2 * rows * lda : 0);
+#if defined(MUSAE_LSTM_AMX)
+  if constexpr (kAmx) __builtin_memset(pairs.data, 0, 2 * rows * lda * sizeof(float));
+  AmxTiles tiles;
+#endif
 #if defined(MUSAE_LSTM_BF16)
   if constexpr (kPairs)
-    for (int64_t k = 0; k < rows * hidden; k += kVec)
+    for (int64_t k = 0; k < (row_end - row_begin) * hidden; k += kVec)
       StoreBf16(pairs.data + k / 2, Load(a.h0 + group * state + row_begin * hidden + k));
 #endif
   for (int64_t n = 0; n < s.steps; ++n) {
@@ -407,6 +522,16 @@ void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t
     // read from the outer caches once a step and then reused from L1/L2 by every row tile.
     for (int64_t j = 0; j < hidden / kVec; ++j) {
       const float* packed_j = packed + j * lda * kGates * kVec;
+#if defined(MUSAE_LSTM_AMX)
+      if constexpr (kAmx) {
+        for (int64_t row = row_begin; row < row_end; row += kAmxRows)
+          ForwardTileAmx(a, packed_j, row, MinI(kAmxRows, row_end - row), j * kVec,
+                         pairs_prev + (row - row_begin) * lda, lda, c_prev, x_t, bias,
+                         hs + t * state, cs + t * state, g_t,
+                         pairs_next + (row - row_begin) * lda);
+        continue;
+      }
+#endif
       for (int64_t row = row_begin; row < row_end; row += kRowsPerTile) {
         const float* h_rows = kPairs ? pairs_prev + (row - row_begin) * lda : h_prev + row * lda;
         float* h_pairs_out = pairs_next + (row - row_begin) * lda;
@@ -508,8 +633,8 @@ void BackwardTile(const float* packed_p, int64_t hidden, int64_t p, const float*
 }
 
 // The reverse-time loop for batch rows [row_begin, row_end) of one recurrence; `packed` is
-// w_hh^T packed (in pair slots for kPairs).
-template <bool kPairs>
+// w_hh^T packed (in pair slots for kPairs). kAmx (with kPairs): dh's matmul on AMX tiles.
+template <bool kPairs, bool kAmx = false>
 void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
                   const float* packed) {
   const Shape& s = a.shape;
@@ -530,8 +655,14 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
   __builtin_memcpy(dc_later + first, a.d_c_last + group * state + first, count * sizeof(float));
   // With kPairs, dh's matmul reads this step's d_pre of these rows as bf16 pair slots, written
   // beside the float32 d_pre as it is computed.
+  // (AMX: padded with zero rows to whole tiles.)
   const int64_t lda = kPairs ? cols / 2 : cols;
-  FloatScratch d_pre_pairs(kPairs ? (row_end - row_begin) * lda : 0);
+  const int64_t pair_rows = kAmx ? AmxPadded(row_end - row_begin) : row_end - row_begin;
+  FloatScratch d_pre_pairs(kPairs ? pair_rows * lda : 0);
+#if defined(MUSAE_LSTM_AMX)
+  if constexpr (kAmx) __builtin_memset(d_pre_pairs.data, 0, pair_rows * lda * sizeof(float));
+  AmxTiles tiles;
+#endif
   // Time in the opposite order of the forward pass.
   auto time_of = [&a, &s](int64_t n) { return a.reverse ? n : s.steps - 1 - n; };
   auto c_before_of = [&a, &s, cs, group, state](int64_t t) {
@@ -592,6 +723,21 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
     // Panels outside, row tiles inside: a panel of w_hh^T is reused from L2 by every row tile.
     for (int64_t p = 0; p * panel < hidden; ++p) {
       const float* packed_p = packed + p * lda * panel;
+#if defined(MUSAE_LSTM_AMX)
+      if constexpr (kAmx) {
+        const int64_t valid = MinI(kGates, (hidden - p * panel) / kVec);
+        for (int64_t row = row_begin; row < row_end; row += kAmxRows) {
+          alignas(64) float out[kGates * kAmxRows * kVec];
+          AmxPanelMatmul(d_pre_pairs.data + (row - row_begin) * lda, lda, packed_p, panel, lda,
+                         out);
+          for (int64_t m = 0; m < MinI(kAmxRows, row_end - row); ++m)
+            for (int64_t v = 0; v < valid; ++v)
+              Store(dh_later + (row + m) * hidden + p * panel + v * kVec,
+                    Load(out + (v * kAmxRows + m) * kVec));
+        }
+        continue;
+      }
+#endif
       for (int64_t row = row_begin; row < row_end; row += kRowsPerTile) {
         const float* d_pre_rows =
             kPairs ? d_pre_pairs.data + (row - row_begin) * lda : dp_t + row * lda;
@@ -643,8 +789,9 @@ void WeightGradTile(const float* a, int64_t lda, int64_t a_step, const float* d_
 
 // With kPairs the matmul reads h_before and d_pre as bf16 pair slots of consecutive depth rows
 // (a chunk of odd length padded with a zero row), converted chunk by chunk; the bias gradient
-// still sums the float32 d_pre.
-template <bool kPairs>
+// still sums the float32 d_pre. kAmx (with kPairs): the matmul on AMX tiles of 16 units, h_before
+// copied unit-major (a tile's A rows) and the chunk's depth padded with zero pairs to whole tiles.
+template <bool kPairs, bool kAmx = false>
 void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, int64_t unit_end) {
   const Shape& s = a.shape;
   const int64_t hidden = s.hidden, cols = kGates * hidden, state = s.batch * hidden;
@@ -680,6 +827,14 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
   FloatScratch h_packed(tiles * kRowsPerTile * kDepthChunk);
   FloatScratch d_pre_pairs(kPairs ? kDepthChunk / 2 * cols : 0);
   FloatScratch pair_row(kPairs ? units : 0);
+  constexpr int64_t kChunkPairs = kDepthChunk / 2;
+  const int64_t amx_tiles = kAmx ? AmxPadded(units) / kAmxRows : 0;
+  FloatScratch h_amx(amx_tiles * kAmxRows * kChunkPairs);  // [unit][pair of the chunk]
+#if defined(MUSAE_LSTM_AMX)
+  static_assert(kChunkPairs % kAmxPairs == 0, "a full chunk is whole tiles deep");
+  if constexpr (kAmx) __builtin_memset(h_amx.data, 0, amx_tiles * kAmxRows * kChunkPairs * 4);
+  AmxTiles tiles_state;
+#endif
   for (const Segment& segment : segments) {
     for (int64_t k = segment.k_begin; k < segment.k_end; k += kDepthChunk) {
       const int64_t chunk = MinI(kDepthChunk, segment.k_end - k);
@@ -696,6 +851,16 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
             Store(d_pre_pairs.data + kk2 * cols + c,
                   PairsOf(Load(even + c), odd_end ? Vf{} : Load(even + cols + c)));
         }
+      }
+#endif
+#if defined(MUSAE_LSTM_AMX)
+      if constexpr (kAmx) {  // A short chunk's depth padded to whole tiles: zero pairs.
+        const int64_t padded = AmxPadded(chunk_depth);
+        for (int64_t kk2 = chunk_depth; kk2 < padded; ++kk2)
+          __builtin_memset(d_pre_pairs.data + kk2 * cols, 0, cols * sizeof(float));
+        for (int64_t u = 0; u < units; ++u)
+          for (int64_t kk2 = chunk_depth; kk2 < padded; ++kk2)
+            h_amx.data[u * kChunkPairs + kk2] = 0.0f;
       }
 #endif
       // h_packed[tile][kk][m] = row kk of the chunk's depth [tile * rows + m], each row of h read
@@ -715,6 +880,10 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
           row = pair_row.data;
         }
 #endif
+        if constexpr (kAmx) {
+          for (int64_t u = 0; u < units; ++u) h_amx.data[u * kChunkPairs + kk] = row[u];
+          continue;
+        }
         for (int64_t tile = 0; tile < full_tiles; ++tile)
           __builtin_memcpy(h_packed.data + (tile * chunk_depth + kk) * kRowsPerTile,
                            row + tile * kRowsPerTile, kRowsPerTile * sizeof(float));
@@ -725,7 +894,22 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
       for (int64_t p = 0; p < cols; p += panel) {
         const float* b_panel = d_pre + k * cols + p;
         const float* b_matmul = kPairs ? d_pre_pairs.data + p : b_panel;
-        for (int64_t tile = 0; tile < tiles; ++tile) {
+#if defined(MUSAE_LSTM_AMX)
+        for (int64_t tile = 0; kAmx && tile < amx_tiles; ++tile) {
+          alignas(64) float out[kGates * kAmxRows * kVec];
+          AmxPanelMatmul(h_amx.data + tile * kAmxRows * kChunkPairs, kChunkPairs, b_matmul, cols,
+                         AmxPadded(chunk_depth), out);
+          const int64_t u = tile * kAmxRows;
+          for (int64_t m = 0; m < MinI(kAmxRows, units - u); ++m)
+#pragma GCC unroll 4
+            for (int v = 0; v < kGates; ++v) {
+              float* d = d_w + (u + m) * cols + p + v * kVec;
+              const Vf sum = Load(out + (v * kAmxRows + m) * kVec);
+              Store(d, k == 0 ? sum : Load(d) + sum);
+            }
+        }
+#endif
+        for (int64_t tile = 0; !kAmx && tile < tiles; ++tile) {
           const int64_t u = tile * kRowsPerTile;
           const float* a_tile = h_packed.data + tile * kRowsPerTile * chunk_depth;
           float* out = d_w + u * cols + p;
@@ -760,17 +944,32 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
 
 }  // namespace
 
+#if defined(MUSAE_LSTM_AMX)
+// The forward tiles read 32 depth indices of h a step: hidden sizes that are not a multiple of 32
+// run the AVX512-BF16 code of this build.
+void ForwardRowsAmx(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t row_end,
+                    const float* packed) {
+  if (a.shape.hidden % (2 * kAmxPairs) == 0)
+    ForwardRows<true, true>(a, group, row_begin, row_end, packed);
+  else
+    ForwardRows<true, false>(a, group, row_begin, row_end, packed);
+}
+#endif
+
 const Kernels MUSAE_LSTM_KERNELS = {
     MUSAE_LSTM_ISA_NAME,  kVec,         kRowsPerTile,
     ForwardPackedFloats,  PackForward,  ForwardRows<false>,
     BackwardPackedFloats, PackBackward, BackwardRows<false>,
     WeightGradUnits<false>,
-#if defined(MUSAE_LSTM_BF16)
+#if defined(MUSAE_LSTM_AMX)
+    PackForwardPairs,     ForwardRowsAmx,     PackBackwardPairs, BackwardRows<true, true>,
+    WeightGradUnits<true, true>, kAmxRows,
+#elif defined(MUSAE_LSTM_BF16)
     PackForwardPairs,     ForwardRows<true>,  PackBackwardPairs, BackwardRows<true>,
-    WeightGradUnits<true>,
+    WeightGradUnits<true>, kRowsPerTile,
 #else
     nullptr,              nullptr,            nullptr,           nullptr,
-    nullptr,
+    nullptr,              kRowsPerTile,
 #endif
 };
 

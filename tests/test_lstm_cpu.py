@@ -175,9 +175,10 @@ def test_several_devices_use_the_scan_kernel(monkeypatch):
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-# Values and gradients of the fused kernel against the reference in a fresh process: a batch that
-# is not a multiple of the 6-row tiles, a hidden size of several vectors (of 4, 8 or 16 floats),
-# each direction, a constant input, a bias, and the level that actually ran.
+# Values and gradients of the fused kernel against the reference in a fresh process: batches that
+# are not a multiple of the 6-row tiles (nor of AMX's 16-row ones), hidden sizes of several
+# vectors (of 4, 8 or 16 floats; 48 is not a whole number of AMX's 32-deep forward tiles), each
+# direction, a constant input, a bias, and the level that actually ran.
 _CHECK_LEVEL = textwrap.dedent("""
     import sys
     import jax, jax.numpy as jnp, numpy as np
@@ -185,7 +186,8 @@ _CHECK_LEVEL = textwrap.dedent("""
     assert lstm_cpu.ISA == sys.argv[1], (lstm_cpu.ISA, sys.argv[1])
     for steps, batch, hidden, reverse, constant in ((5, 13, 48, False, False),
                                                    (4, 7, 32, True, True),
-                                                   (37, 9, 32, True, False)):
+                                                   (37, 9, 32, True, False),
+                                                   (6, 35, 64, False, False)):
       keys = jax.random.split(jax.random.key(steps), 6)
       x = jax.random.normal(keys[0], (1 if constant else steps, batch, 4 * hidden))
       b = 0.5 * jax.random.normal(keys[5], (4 * hidden,))
@@ -229,7 +231,10 @@ def _run_forced(isa, script, *args):
                         capture_output=True, text=True, timeout=300, check=False)
 
 
-@pytest.mark.parametrize("isa", ["avx512_bf16", "avx512", "avx2", "avx", "generic"])
+_BF16_LEVELS = ("amx_bf16", "avx512_bf16")  # The levels with bf16 matmuls.
+
+
+@pytest.mark.parametrize("isa", ["amx_bf16", "avx512_bf16", "avx512", "avx2", "avx", "generic"])
 def test_every_level_this_cpu_runs_matches_reference(isa):
   if isa not in lstm_cpu.COMPILED_ISAS:
     pytest.skip(f"this build has no {isa} level (levels: {lstm_cpu.COMPILED_ISAS})")
@@ -238,7 +243,7 @@ def test_every_level_this_cpu_runs_matches_reference(isa):
   result = _run_forced(isa, _CHECK_LEVEL, isa)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split()[:2] == ["ok", isa]
-  assert result.stdout.split()[3] == str(isa == "avx512_bf16")  # Which levels have bf16 matmuls.
+  assert result.stdout.split()[3] == str(isa in _BF16_LEVELS)
 
 
 def test_the_lowest_level_runs_on_a_default_build():
@@ -267,12 +272,16 @@ def test_dispatcher_picks_the_widest_level_the_cpu_runs():
   flags = _cpu_flags()
   if "x86_64" in os.uname().machine and flags:  # Cross-check cpuid with the kernel's view.
     avx512 = {"avx512f", "avx2", "fma"}
-    expected = ("avx512_bf16" if avx512 | {"avx512bw", "avx512_bf16"} <= flags else
+    avx512_bf16 = avx512 | {"avx512bw", "avx512_bf16"}
+    # (Linux lists amx_tile only where it can grant the tile state, as the kernel then asks.)
+    expected = ("amx_bf16" if avx512_bf16 | {"amx_tile", "amx_bf16"} <= flags else
+                "avx512_bf16" if avx512_bf16 <= flags else
                 "avx512" if avx512 <= flags else "avx2" if {"avx2", "fma"} <= flags else
                 "avx" if "avx" in flags else "generic")
     assert lstm_cpu.RUNNABLE_ISAS[0] == expected
-    assert lstm_cpu.COMPILED_ISAS == ("avx512_bf16", "avx512", "avx2", "avx", "generic")
-  widths = {"avx512_bf16": 16, "avx512": 16, "avx2": 8, "avx": 8, "generic": 4}
+    assert lstm_cpu.COMPILED_ISAS == ("amx_bf16", "avx512_bf16", "avx512", "avx2", "avx",
+                                      "generic")
+  widths = {"amx_bf16": 16, "avx512_bf16": 16, "avx512": 16, "avx2": 8, "avx": 8, "generic": 4}
   assert lstm_cpu.VECTOR_WIDTH == widths[lstm_cpu.ISA]
 
 
