@@ -87,16 +87,22 @@ Kernels WithBf16Entries(const Kernels& bf16) {
   level.bf16_rows_per_tile = bf16.bf16_rows_per_tile;
   return level;
 }
-const Kernels kAmxBf16Level = WithBf16Entries(kAmxBf16Kernels);
 const Kernels kAvx512Bf16Level = WithBf16Entries(kAvx512Bf16Kernels);
+#if defined(MUSAE_LSTM_HAVE_AMX)
+const Kernels kAmxBf16Level = WithBf16Entries(kAmxBf16Kernels);
 const Kernels* const kLevels[] = {&kAmxBf16Level, &kAvx512Bf16Level, &kAvx512Kernels,
                                   &kAvx2Kernels,  &kAvxKernels,      &kGenericKernels};
+#else
+const Kernels* const kLevels[] = {&kAvx512Bf16Level, &kAvx512Kernels, &kAvx2Kernels, &kAvxKernels,
+                                  &kGenericKernels};
+#endif
 
+#if defined(MUSAE_LSTM_HAVE_AMX)
 // Whether the CPU has AMX-BF16 tiles (CPUID leaf 7: AMX-BF16 and AMX-TILE), the operating system
 // saves their state (XCR0 bits 17 and 18) and Linux grants this process the tile data (asked
 // once: the grant is for the whole process; other systems have no such call and are not used).
 bool AmxRuns() {
-#if defined(__linux__) && defined(__x86_64__)
+#if defined(__linux__)
   static const bool runs = [] {
     unsigned eax, ebx, ecx, edx;
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
@@ -113,6 +119,7 @@ bool AmxRuns() {
   return false;
 #endif
 }
+#endif
 #else
 const Kernels* const kLevels[] = {&kGenericKernels};
 #endif
@@ -122,7 +129,9 @@ const Kernels* const kLevels[] = {&kGenericKernels};
 bool CpuRuns(const Kernels& k) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
+#if defined(MUSAE_LSTM_HAVE_AMX)
   if (&k == &kAmxBf16Level) return CpuRuns(kAvx512Bf16Level) && AmxRuns();
+#endif
   if (&k == &kAvx512Bf16Level)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx2") &&

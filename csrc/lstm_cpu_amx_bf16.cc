@@ -4,13 +4,13 @@
 // checks and asks at load time, and takes this level's float32 code from the AVX-512 build).
 // See lstm_cpu_kernel.h.
 
-#if defined(__x86_64__) || defined(__i386__)
+#include "lstm_cpu_common.h"
+
+#if defined(MUSAE_LSTM_HAVE_AMX)
 
 #include <immintrin.h>
 
 #include <cstdint>
-
-#include "lstm_cpu_common.h"
 
 // Every function from here on is compiled for this level, whatever the command line says.
 #if defined(__clang__)
@@ -35,4 +35,4 @@
 #pragma GCC pop_options
 #endif
 
-#endif  // x86
+#endif  // MUSAE_LSTM_HAVE_AMX

@@ -10,6 +10,14 @@
 
 #include <cstdint>
 
+// Whether this build has the amx_bf16 level: x86-64 and a compiler with the AMX intrinsics (GCC
+// 11, clang 12 on); older compilers (or -DMUSAE_LSTM_NO_AMX) build the other levels.
+#if defined(__x86_64__) && !defined(MUSAE_LSTM_NO_AMX) &&  \
+    ((defined(__clang__) && __clang_major__ >= 12) ||       \
+     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define MUSAE_LSTM_HAVE_AMX 1
+#endif
+
 namespace musae_lstm_cpu {
 
 constexpr int kGates = 4;
@@ -99,7 +107,9 @@ struct Kernels {
 #if defined(__x86_64__) || defined(__i386__)
 // lstm_cpu.cc's amx_bf16 and avx512_bf16 levels take their bf16 entries from these, and their
 // float32 ones from kAvx512Kernels.
+#if defined(MUSAE_LSTM_HAVE_AMX)
 extern const Kernels kAmxBf16Kernels;
+#endif
 extern const Kernels kAvx512Bf16Kernels;
 extern const Kernels kAvx512Kernels;
 extern const Kernels kAvx2Kernels;
