@@ -5,8 +5,9 @@ csrc/lstm_cpu*.cc into musae_jax/_lstm_cpu*.so. The build is optional: without a
 the install still succeeds and musae_jax falls back to the pure-JAX LSTM.
 
 One build runs on any CPU of its architecture: the kernel's vector code is compiled for several
-instruction-set levels (AVX-512 with bf16 dot instructions, AVX-512, AVX2 + FMA, AVX and a
-generic one on x86-64; the generic one on other architectures, aarch64 included), each through
+instruction-set levels (AVX-512 with AMX-BF16 tiles where the compiler has their intrinsics,
+AVX-512 with bf16 dot instructions, AVX-512, AVX2 + FMA, AVX and a generic one on x86-64; the
+generic one on other architectures, aarch64 included), each through
 target attributes in its own source file, and the library picks the widest level the CPU runs
 when it loads (MUSAE_LSTM_CPU_ISA forces one; see musae_jax/lstm_cpu.py). The command line therefore carries no -march: a build made on one machine
 runs on another. MUSAE_CPU_ARCH (e.g. native) adds -march=... for builds meant for one machine
@@ -34,8 +35,8 @@ LSTM_CPU = Extension(
     "musae_jax._lstm_cpu",
     # The dispatcher, then one file per instruction-set level (all include lstm_cpu_kernel.h).
     sources=[os.path.join("csrc", name) for name in (
-        "lstm_cpu.cc", "lstm_cpu_amx_bf16.cc", "lstm_cpu_avx512_bf16.cc", "lstm_cpu_avx512.cc", "lstm_cpu_avx2.cc",
-        "lstm_cpu_avx.cc", "lstm_cpu_generic.cc")],
+        "lstm_cpu.cc", "lstm_cpu_amx_bf16.cc", "lstm_cpu_avx512_bf16.cc", "lstm_cpu_avx512.cc",
+        "lstm_cpu_avx2.cc", "lstm_cpu_avx.cc", "lstm_cpu_generic.cc")],
     depends=[os.path.join("csrc", name) for name in ("lstm_cpu_common.h", "lstm_cpu_kernel.h")],
     include_dirs=[_xla_ffi_include_dir(), "csrc"],
     language="c++",
