@@ -314,9 +314,12 @@ struct alignas(64) AmxTileConfig {
 };
 
 // Tiles 0-3: the four 16 x 16 float blocks of a result panel; 4: A; 5-7: B. All 16 x 64 bytes.
+// Configured for the object's scope when `used` (a function instantiated without tiles, e.g. the
+// forward of a hidden size that is not a multiple of 32, leaves the tile state alone).
 class AmxTiles {
  public:
-  AmxTiles() {
+  explicit AmxTiles(bool used) : used_(used) {
+    if (!used) return;
     AmxTileConfig config;
     __builtin_memset(&config, 0, sizeof(config));
     config.palette_id = 1;
@@ -326,9 +329,14 @@ class AmxTiles {
     }
     _tile_loadconfig(&config);
   }
-  ~AmxTiles() { _tile_release(); }
+  ~AmxTiles() {
+    if (used_) _tile_release();
+  }
   AmxTiles(const AmxTiles&) = delete;
   AmxTiles& operator=(const AmxTiles&) = delete;
+
+ private:
+  const bool used_;
 };
 
 // out[v][m][u] = sum over depth pairs k2 of the pair products a[m * lda + k2] . b[k2 * ldb +
@@ -502,7 +510,7 @@ void ForwardRows(const ForwardArgs& a, int64_t group, int64_t row_begin, int64_t
   FloatScratch pairs(kPairs ? 2 * rows * lda : 0);
 #if defined(MUSAE_LSTM_AMX)
   if constexpr (kAmx) __builtin_memset(pairs.data, 0, 2 * rows * lda * sizeof(float));
-  AmxTiles tiles;
+  AmxTiles tiles(kAmx);
 #endif
 #if defined(MUSAE_LSTM_BF16)
   if constexpr (kPairs)
@@ -661,7 +669,7 @@ void BackwardRows(const BackwardArgs& a, int64_t group, int64_t row_begin, int64
   FloatScratch d_pre_pairs(kPairs ? pair_rows * lda : 0);
 #if defined(MUSAE_LSTM_AMX)
   if constexpr (kAmx) __builtin_memset(d_pre_pairs.data, 0, pair_rows * lda * sizeof(float));
-  AmxTiles tiles;
+  AmxTiles tiles(kAmx);
 #endif
   // Time in the opposite order of the forward pass.
   auto time_of = [&a, &s](int64_t n) { return a.reverse ? n : s.steps - 1 - n; };
@@ -824,7 +832,7 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
   // too was slower at both levels.
   const int64_t full_tiles = units / kRowsPerTile, rest = units % kRowsPerTile;
   const int64_t tiles = full_tiles + (rest > 0);
-  FloatScratch h_packed(tiles * kRowsPerTile * kDepthChunk);
+  FloatScratch h_packed(kAmx ? 0 : tiles * kRowsPerTile * kDepthChunk);
   FloatScratch d_pre_pairs(kPairs ? kDepthChunk / 2 * cols : 0);
   FloatScratch pair_row(kPairs ? units : 0);
   constexpr int64_t kChunkPairs = kDepthChunk / 2;
@@ -832,8 +840,9 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
   FloatScratch h_amx(amx_tiles * kAmxRows * kChunkPairs);  // [unit][pair of the chunk]
 #if defined(MUSAE_LSTM_AMX)
   static_assert(kChunkPairs % kAmxPairs == 0, "a full chunk is whole tiles deep");
-  if constexpr (kAmx) __builtin_memset(h_amx.data, 0, amx_tiles * kAmxRows * kChunkPairs * 4);
-  AmxTiles tiles_state;
+  if constexpr (kAmx)
+    __builtin_memset(h_amx.data, 0, amx_tiles * kAmxRows * kChunkPairs * sizeof(float));
+  AmxTiles tiles_state(kAmx);
 #endif
   for (const Segment& segment : segments) {
     for (int64_t k = segment.k_begin; k < segment.k_end; k += kDepthChunk) {
@@ -942,8 +951,6 @@ void WeightGradUnits(const BackwardArgs& a, int64_t group, int64_t unit_begin, i
   }
 }
 
-}  // namespace
-
 #if defined(MUSAE_LSTM_AMX)
 // The forward tiles read 32 depth indices of h a step: hidden sizes that are not a multiple of 32
 // run the AVX512-BF16 code of this build.
@@ -955,6 +962,8 @@ void ForwardRowsAmx(const ForwardArgs& a, int64_t group, int64_t row_begin, int6
     ForwardRows<true, false>(a, group, row_begin, row_end, packed);
 }
 #endif
+
+}  // namespace
 
 const Kernels MUSAE_LSTM_KERNELS = {
     MUSAE_LSTM_ISA_NAME,  kVec,         kRowsPerTile,

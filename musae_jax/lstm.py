@@ -174,10 +174,10 @@ def kernel_adds_bias(impl: str, w_hh: jax.Array | jax.ShapeDtypeStruct) -> bool:
 def runs_bf16_matmuls(impl: str, hidden_size: int) -> bool:
   """Whether a bfloat16 LSTM of hidden_size units on kernel impl runs bf16 matmuls here: on the
   fused CPU kernel (which supports the shape and this device count) at a level with bf16 dot
-  instructions (AVX512-BF16, or AMX-BF16 tiles). Elsewhere the fused kernel computes bfloat16 weights in float32
-  and the bfloat16 step gains nothing measurable (0.98x and 1.09x float32's on a Zen 4 with XLA,
-  oneDNN and the kernel capped at AVX2, 2 bars, H 256; BENCHMARKS.md), and the scan kernel's
-  bf16 matmuls are slower than the fused kernel's float32 ones."""
+  instructions (AVX512-BF16, or AMX-BF16 tiles). Elsewhere the fused kernel computes bfloat16
+  weights in float32 and the bfloat16 step gains nothing measurable (0.98x and 1.09x float32's
+  on a Zen 4 with XLA, oneDNN and the kernel capped at AVX2, 2 bars, H 256; BENCHMARKS.md), and
+  the scan kernel's bf16 matmuls are slower than the fused kernel's float32 ones."""
   w_hh = jax.ShapeDtypeStruct((hidden_size, NUM_GATES * hidden_size), jnp.bfloat16)
   return (resolve_impl(impl) == "cpu_fused" and _lstm_cpu().supports(w_hh) and
           _lstm_cpu().BF16_MATMULS)
