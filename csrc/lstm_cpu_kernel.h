@@ -1,8 +1,8 @@
 // The vector body of the fused CPU LSTM (see lstm_cpu.cc for what it computes and why), compiled
 // once per instruction-set level: lstm_cpu_amx_bf16.cc, lstm_cpu_avx512_bf16.cc,
-// lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc and lstm_cpu_generic.cc each define one MUSAE_LSTM_ISA_* macro, switch the
-// compiler's target for the rest of their translation unit, and include this file, which defines
-// that level's Kernels table.
+// lstm_cpu_avx512.cc, lstm_cpu_avx2.cc, lstm_cpu_avx.cc and lstm_cpu_generic.cc each define one
+// MUSAE_LSTM_ISA_* macro, switch the compiler's target for the rest of their translation unit,
+// and include this file, which defines that level's Kernels table.
 //
 // Everything here has internal linkage (an anonymous namespace) and uses no standard-library
 // template or inline function: an AVX-512 copy of, say, std::min could otherwise be the one the
