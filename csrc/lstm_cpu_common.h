@@ -1,9 +1,9 @@
 // Declarations shared by the fused CPU LSTM's dispatcher (lstm_cpu.cc) and its per-ISA kernel
 // builds (lstm_cpu_amx_bf16.cc, lstm_cpu_avx512_bf16.cc, lstm_cpu_avx512.cc, lstm_cpu_avx2.cc,
 // lstm_cpu_avx.cc, lstm_cpu_generic.cc, each compiling lstm_cpu_kernel.h for one instruction
-// set). Plain data only: no code lives here, so that no inline function or template instance can be emitted by a
-// translation unit compiled for a wider instruction set and then picked by the linker for the
-// others.
+// set). Plain data only: no code lives here, so that no inline function or template instance
+// can be emitted by a translation unit compiled for a wider instruction set and then picked by
+// the linker for the others.
 
 #ifndef MUSAE_JAX_CSRC_LSTM_CPU_COMMON_H_
 #define MUSAE_JAX_CSRC_LSTM_CPU_COMMON_H_
