@@ -13,6 +13,7 @@ Batches are dicts of numpy arrays: {"tokens": uint8 [B, T, 4], "genres": float32
 """
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from musae_common.errors import UserError
 # max_batches batches still samples every song and genre rather than the first folders.
 _EVAL_ORDER_SEED = 20200220
 _READ_THREADS = 4  # Threads decoding and transposing batches (per process or grain worker).
+_SONG_READ_CHUNK = 8192  # Records read at once when listing the songs of a split.
 
 
 def dataset_name(bars: int) -> str:
@@ -91,6 +93,27 @@ def _records(data_dir: str, bars: int, split: str):
                           deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
 
 
+def song_share(song: str) -> float:
+  """A stable number in [0, 1) for a song path: the songs below f are a subset's share f.
+
+  A hash of the path, so the subset is the same on every machine and run, and the songs kept at
+  a smaller share are among those kept at a larger one (nested subsets for data-scaling studies).
+  """
+  return int.from_bytes(hashlib.sha256(song.encode()).digest()[:8], "big") / 2.0**64
+
+
+def song_subset_rows(records, fraction: float) -> np.ndarray:
+  """int64 row numbers of the records whose song's share (song_share) is below fraction."""
+  if fraction >= 1.0:
+    return np.arange(len(records))
+  keep = []
+  for start in range(0, len(records), _SONG_READ_CHUNK):
+    rows = list(range(start, min(start + _SONG_READ_CHUNK, len(records))))
+    songs = example_codec.decode_songs(records.__getitems__(rows))
+    keep.extend(row for row, song in zip(rows, songs) if song_share(song) < fraction)
+  return np.asarray(keep, np.int64)
+
+
 def _read_decode_transpose(global_rows: np.ndarray, rng: np.random.Generator, *, records,
                            steps: int, num_genres: int, low: int, high: int, process_index: int,
                            process_count: int) -> dict[str, np.ndarray]:
@@ -114,7 +137,7 @@ def _read_decode_transpose(global_rows: np.ndarray, rng: np.random.Generator, *,
 
 def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
                    transpose: tuple[int, int] = (-5, 6), process_index: int = 0,
-                   process_count: int = 1, worker_count: int = 0):
+                   process_count: int = 1, worker_count: int = 0, song_fraction: float = 1.0):
   """An endless iterator of augmented training batches (a grain DatasetIterator).
 
   Args:
@@ -126,6 +149,8 @@ def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
       to keep notes in 0..127; (0, 0) turns augmentation off.
     process_index, process_count: this process's part of every global batch.
     worker_count: grain worker processes (0: read in this process's threads).
+    song_fraction: share of the split's songs to train on (song_subset_rows picks them by a hash
+      of their paths); 1 = all. For data-scaling studies: a run sees fewer songs, not fewer steps.
 
   Every process walks the same global sequence of batches of batch_size * process_count rows
   and reads only its own contiguous slice of each, so the processes' rows are disjoint and the
@@ -135,18 +160,23 @@ def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
   Returns:
     Iterator with get_state()/set_state() (a small JSON-serialisable dict).
   """
+  if not 0.0 < song_fraction <= 1.0:
+    raise UserError(f"song_fraction={song_fraction!r} must be in (0, 1].")
   records = _records(data_dir, bars, "train")
   global_batch_size = batch_size * process_count
-  if len(records) < global_batch_size:
-    raise UserError(f"{dataset_dir(data_dir, bars)}: the train split has {len(records)} "
-                     f"examples, fewer than one global batch of {global_batch_size} "
+  subset = song_subset_rows(records, song_fraction)
+  if len(subset) < global_batch_size:
+    of_songs = f" from {song_fraction:.0%} of its songs" if song_fraction < 1.0 else ""
+    raise UserError(f"{dataset_dir(data_dir, bars)}: the train split has {len(subset)} "
+                     f"examples{of_songs}, fewer than one global batch of {global_batch_size} "
                      f"({process_count} processes x {batch_size})")
   low, high = transpose
   seed %= 2**32
   # Batches of row numbers: shuffling an endless dataset draws a new permutation per epoch, and
   # the random map gets a generator seeded by (seed, batch index), so each row's shift depends
   # on the epoch too.
-  rows = grain.MapDataset.range(len(records))
+  rows = (grain.MapDataset.range(len(records)) if song_fraction >= 1.0
+          else grain.MapDataset.source(subset))
   dataset = (rows.shuffle(seed=seed)
              .repeat()
              .batch(global_batch_size, drop_remainder=True)

@@ -51,6 +51,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"config.model.dropout={config.model.dropout!r} must be in [0, 1).")
   if not _get(config, "optim.weight_decay") >= 0.0:
     raise UserError(f"config.optim.weight_decay={config.optim.weight_decay!r} must be >= 0.")
+  if not 0.0 < _get(config, "data.train_song_fraction") <= 1.0:
+    raise UserError(f"config.data.train_song_fraction={config.data.train_song_fraction!r} must "
+                    "be in (0, 1].")
   if config.data.transpose_min > config.data.transpose_max:
     raise UserError(f"config.data.transpose_min={config.data.transpose_min} is above "
                     f"config.data.transpose_max={config.data.transpose_max}.")

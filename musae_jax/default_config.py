@@ -34,6 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.transpose_min = -5  # Lowest random transposition (semitones) for pitched tracks.
   config.data.transpose_max = 6  # Highest random transposition (semitones) for pitched tracks.
   config.data.loader_workers = 0  # grain worker processes (0 = load in the main process).
+  # Share of the training split's songs trained on, picked by a hash of their paths (nested:
+  # a smaller share's songs are among a larger one's); 1 = all. For data-scaling studies.
+  config.data.train_song_fraction = 1.0
 
   config.model = ml_collections.ConfigDict()
   config.model.hidden_size = 1024  # N_h: LSTM units in encoder and decoders.

@@ -165,7 +165,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                      transpose=(data.transpose_min, data.transpose_max),
                                      process_index=jax.process_index(),
                                      process_count=jax.process_count(),
-                                     worker_count=data.loader_workers)
+                                     worker_count=data.loader_workers,
+                                     song_fraction=data.train_song_fraction)
 
   if checkpoints.latest_step() is not None:
     latest = checkpoints.latest_step()

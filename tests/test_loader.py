@@ -145,6 +145,32 @@ def test_augmentation_shifts_pitched_tracks_per_example_and_epoch(data_dir):
   assert sum(len(s) > 1 for s in shifts_of.values()) > len(shifts_of) // 2
 
 
+def test_song_fraction_trains_on_a_stable_nested_subset_of_songs(data_dir):
+  train = _split(data_dir, "train")
+  songs = sorted({example["song"].decode() for example in train}, key=loader.song_share)
+  assert len(songs) == 4
+  # A fraction between the second and third smallest shares keeps exactly two songs.
+  fraction = (loader.song_share(songs[1]) + loader.song_share(songs[2])) / 2
+  kept = collections.Counter(example["tokens"].tobytes() for example in train
+                             if example["song"].decode() in songs[:2])
+  iterator = loader.train_iterator(data_dir, 2, 4, seed=1, transpose=(0, 0),
+                                   song_fraction=fraction)
+  epoch = sum(kept.values())
+  rows = _rows(next(iterator) for _ in range(epoch // 4))
+  # One epoch: the kept songs' rows, each at most as often as in the split.
+  assert len(rows) > epoch - 4 and not collections.Counter(rows) - kept
+  # A smaller fraction's songs are among a larger one's; the whole split at 1.
+  records = loader._records(data_dir, 2, "train")
+  small = set(loader.song_subset_rows(records, loader.song_share(songs[0]) + 1e-9).tolist())
+  large = set(loader.song_subset_rows(records, fraction).tolist())
+  assert small and small < large and len(large) == epoch
+  assert len(loader.song_subset_rows(records, 1.0)) == len(train)
+  with pytest.raises(UserError, match="has 0 examples from .* of its songs"):
+    loader.train_iterator(data_dir, 2, 4, seed=1, song_fraction=loader.song_share(songs[0]) / 2)
+  with pytest.raises(UserError, match=r"must be in \(0, 1\]"):
+    loader.train_iterator(data_dir, 2, 4, seed=1, song_fraction=0.0)
+
+
 def test_processes_read_disjoint_slices_of_the_same_global_batches(data_dir):
   num_train = loader.num_examples(data_dir, 2, "train")
   num_batches = num_train // 8

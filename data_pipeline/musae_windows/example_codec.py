@@ -144,3 +144,13 @@ def decode_batch(records: Sequence[bytes], steps: int,
     tokens[row].reshape(-1)[:] = np.frombuffer(feature["tokens"].bytes_list.value[0], np.uint8)
     genres[row] = feature["genres"].float_list.value
   return {"tokens": tokens, "genres": genres}
+
+
+def decode_songs(records: Sequence[bytes]) -> list[str]:
+  """The song path (relative to the MIDI folder) of each serialized record."""
+  example = tf_example_pb2.Example()
+  songs = []
+  for record in records:
+    example.ParseFromString(record)
+    songs.append(example.features.feature["song"].bytes_list.value[0].decode())
+  return songs
