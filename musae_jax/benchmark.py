@@ -126,11 +126,12 @@ def synthetic_batches(batch: int, steps: int, num_genres: int, seed: int, count:
   return batches
 
 
-def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian",
-        dtype: str = "float32", steps: int = 10, warmup: int = 2, impl: str = "auto",
-        genres: int = 32, layers: int = 3, seed: int = 0, decoder: str = "flat",
-        conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat") -> dict:
-  """Compiles and times the train step; returns the JSON record."""
+def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian",
+              dtype: str = "float32", impl: str = "auto", genres: int = 32, layers: int = 3,
+              seed: int = 0, decoder: str = "flat", conductor_hidden: int = 512,
+              conductor_layers: int = 2, encoder: str = "flat"):
+  """The timed step before compilation: (jitted train step, state, batches on the device, the
+  resolved impl). benchmarks/step_profile.py profiles the same step."""
   import jax  # pylint: disable=g-import-not-at-top
   from musae_jax import lstm  # pylint: disable=g-import-not-at-top
   from musae_jax import step as train_step_lib  # pylint: disable=g-import-not-at-top
@@ -146,6 +147,22 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
   device = jax.devices()[0]
   batches = [jax.device_put(b, device)
              for b in synthetic_batches(batch, num_steps, num_genres, seed, _ROTATING_BATCHES)]
+  return train_step, state, batches, resolved_impl
+
+
+def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian",
+        dtype: str = "float32", steps: int = 10, warmup: int = 2, impl: str = "auto",
+        genres: int = 32, layers: int = 3, seed: int = 0, decoder: str = "flat",
+        conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat") -> dict:
+  """Compiles and times the train step; returns the JSON record."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  train_step, state, batches, resolved_impl = make_step(
+      bars, hidden, latent, batch, prior, dtype, impl, genres, layers, seed, decoder,
+      conductor_hidden, conductor_layers, encoder)
+  num_genres = genres if prior == "flower" else 0
+  num_steps = bars * STEPS_PER_BAR
+  device = jax.devices()[0]
 
   start = time.perf_counter()
   compiled = train_step.lower(state, batches[0]).compile()

@@ -98,6 +98,20 @@ def test_kernel_levels():
   assert "generic" in out and "forward+backward" in out
 
 
+def test_step_profile_splits_the_step_into_categories():
+  _generic_kernel()
+  out = _run("benchmarks/step_profile.py", "--bars=2", "--hidden=16", "--latent=8", "--batch=4",
+             "--impl=cpu_fused", "--steps=2", "--warmup=1", "--top=3")
+  record = json.loads(out.strip().splitlines()[-1])
+  categories = record["categories"]
+  # The rows share out the step's wall time, and the fused kernel's calls are found in the trace.
+  assert sum(row["ms"] for row in categories.values()) == pytest.approx(
+      record["step_ms_trace"], rel=0.02)
+  assert categories["custom-call musae_lstm_forward_train"]["ops"] > 0
+  assert categories["custom-call musae_lstm_backward"]["ops"] > 0
+  assert len(record["top_ops"]) == 3 and "ms/step in the trace" in out
+
+
 def test_compare_isa(tmp_path):
   """With a stand-in for the PyTorch reference (torch is not a dependency of the project)."""
   _generic_kernel()
