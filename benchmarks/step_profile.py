@@ -534,7 +534,8 @@ def print_report(record: dict) -> None:
 def _step_flags() -> dict:
   """The flags of musae_jax.benchmark that shape the step, as make_step's arguments."""
   names = ("bars", "hidden", "latent", "batch", "prior", "dtype", "impl", "genres", "layers",
-           "seed", "decoder", "conductor_hidden", "conductor_layers", "encoder")
+           "seed", "decoder", "conductor_hidden", "conductor_layers", "encoder",
+           "encoder_summary")
   return {name: flags.FLAGS[name].value for name in names}
 
 

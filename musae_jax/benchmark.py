@@ -3,7 +3,7 @@ r"""Times the real training step and prints one JSON line.
   python -m musae_jax.benchmark --bars=2 --hidden=256 --latent=128 --batch=64 \
       [--prior=gaussian|flower] [--dtype=float32|bfloat16] [--steps=10 --warmup=2] [--impl=auto]
       [--decoder=flat|hierarchical [--conductor_hidden=512 --conductor_layers=2]]
-      [--encoder=flat|hierarchical]
+      [--encoder=flat|hierarchical [--encoder_summary=N]]
 
 The timed function is the one the trainer jits, musae_jax.step.make_train_step, on synthetic
 batches of random tokens made (and put on the device) before timing, rotating over a few so that
@@ -52,28 +52,32 @@ _CONDUCTOR_LAYERS = flags.DEFINE_integer("conductor_layers", 2,
 _ENCODER = flags.DEFINE_enum("encoder", "flat", ["flat", "hierarchical"],
                              "The paper's encoder, or one that reads each bar on its own and then "
                              "the bars' summaries.")
+_ENCODER_SUMMARY = flags.DEFINE_integer(
+    "encoder_summary", 0,
+    "--encoder=hierarchical: units of the biLSTM layer over the bars (0 = --hidden).")
 
 _ROTATING_BATCHES = 4
 
 
 def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layers: int,
                      conductor_hidden: int = 0, conductor_layers: int = 0,
-                     hierarchical_encoder: bool = False) -> dict:
+                     hierarchical_encoder: bool = False, encoder_summary: int = 0) -> dict:
   """Analytic forward matmul FLOPs per window, as the PyTorch reference counts them; with
   conductor_hidden, of the hierarchical decoder (a conductor step per bar; the track decoders
   read [z, the bar's embedding] and start each bar from the embedding); with
   hierarchical_encoder, plus the biLSTM layer over the bars' summaries (the stack does the same
-  work bar by bar).
+  work bar by bar) of encoder_summary units (0: hidden) and the heads reading its states.
 
   LSTM: 2 * 4H * (in + H) per step, direction and layer; 1 multiply-add = 2 FLOPs.
   """
   tracks = len(TRACKS)
   lstm = lambda inputs, units=hidden: 2 * 4 * units * (inputs + units)
   encoder = steps * 2 * (lstm(tracks * NUM_CLASSES) + (layers - 1) * lstm(2 * hidden))
-  encoder += 2 * 2 * (2 * hidden) * latent  # mu and log-variance heads
+  summary = (encoder_summary or hidden) if hierarchical_encoder else hidden
+  encoder += 2 * 2 * (2 * summary) * latent  # mu and log-variance heads
   bars = steps // STEPS_PER_BAR
   if hierarchical_encoder:
-    encoder += bars * 2 * lstm(2 * hidden)
+    encoder += bars * 2 * lstm(2 * hidden, summary)
   initial_states = (bars * 2 * conductor_hidden * hidden if conductor_hidden else
                     2 * latent * hidden)
   decoder_track = (steps * (lstm(latent + conductor_hidden) + (layers - 1) * lstm(hidden)) +
@@ -90,7 +94,8 @@ def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layer
 
 def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dtype: str,
                 impl: str, layers: int, seed: int, decoder: str = "flat",
-                conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat"):
+                conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat",
+                encoder_summary: int = 0):
   config = default_config.get_config()
   config.name = "benchmark"
   config.seed = seed
@@ -108,6 +113,7 @@ def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dty
   config.model.conductor_hidden_size = conductor_hidden
   config.model.conductor_layers = conductor_layers
   config.model.encoder = encoder
+  config.model.encoder_summary_size = encoder_summary
   config.optim.beta_every_steps = 1  # The adversarial term is on (its cost is there anyway).
   return config
 
@@ -129,7 +135,7 @@ def synthetic_batches(batch: int, steps: int, num_genres: int, seed: int, count:
 def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian",
               dtype: str = "float32", impl: str = "auto", genres: int = 32, layers: int = 3,
               seed: int = 0, decoder: str = "flat", conductor_hidden: int = 512,
-              conductor_layers: int = 2, encoder: str = "flat"):
+              conductor_layers: int = 2, encoder: str = "flat", encoder_summary: int = 0):
   """The timed step before compilation: (jitted train step, state, batches on the device, the
   resolved impl). benchmarks/step_profile.py profiles the same step."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -138,7 +144,7 @@ def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gau
 
   resolved_impl = lstm.resolve_impl(impl)  # An unknown name fails here, before any work.
   config = make_config(bars, hidden, latent, batch, prior, dtype, impl, layers, seed, decoder,
-                       conductor_hidden, conductor_layers, encoder)
+                       conductor_hidden, conductor_layers, encoder, encoder_summary)
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
   graphdef, state = train_step_lib.create_train_state(config, num_genres)
@@ -153,13 +159,14 @@ def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gau
 def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian",
         dtype: str = "float32", steps: int = 10, warmup: int = 2, impl: str = "auto",
         genres: int = 32, layers: int = 3, seed: int = 0, decoder: str = "flat",
-        conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat") -> dict:
+        conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat",
+        encoder_summary: int = 0) -> dict:
   """Compiles and times the train step; returns the JSON record."""
   import jax  # pylint: disable=g-import-not-at-top
 
   train_step, state, batches, resolved_impl = make_step(
       bars, hidden, latent, batch, prior, dtype, impl, genres, layers, seed, decoder,
-      conductor_hidden, conductor_layers, encoder)
+      conductor_hidden, conductor_layers, encoder, encoder_summary)
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
   device = jax.devices()[0]
@@ -183,7 +190,8 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
   flops = flops_per_sample(num_steps, hidden, latent, critic_in, layers,
                            conductor_hidden if hierarchical else 0,
                            conductor_layers if hierarchical else 0,
-                           hierarchical_encoder=encoder == "hierarchical")
+                           hierarchical_encoder=encoder == "hierarchical",
+                           encoder_summary=encoder_summary)
   memory = device.memory_stats() or {}
   analysis = compiled.memory_analysis()
   return {
@@ -206,7 +214,7 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
       "config": {"bars": bars, "timesteps": num_steps, "hidden": hidden, "latent": latent,
                  "batch": batch, "prior": prior, "dtype": dtype, "layers": layers,
                  "genres": num_genres, "steps": steps, "warmup": warmup, "seed": seed,
-                 "decoder": decoder, "encoder": encoder,
+                 "decoder": decoder, "encoder": encoder, "encoder_summary": encoder_summary,
                  **({"conductor_hidden": conductor_hidden, "conductor_layers": conductor_layers}
                     if hierarchical else {})},
   }
@@ -216,7 +224,7 @@ def _benchmark() -> None:
   record = run(_BARS.value, _HIDDEN.value, _LATENT.value, _BATCH.value, _PRIOR.value,
                _DTYPE.value, _STEPS.value, _WARMUP.value, _IMPL.value, _GENRES.value,
                _LAYERS.value, _SEED.value, _DECODER.value, _CONDUCTOR_HIDDEN.value,
-               _CONDUCTOR_LAYERS.value, _ENCODER.value)
+               _CONDUCTOR_LAYERS.value, _ENCODER.value, _ENCODER_SUMMARY.value)
   record["keep_freed_memory"] = host_memory.keep_freed_memory()  # Applied by cli.run_tool.
   print(json.dumps(record))
 

@@ -34,10 +34,10 @@ def damage_summary(error: Exception) -> str:
 SHAPE_FIELDS = ("data.bars", "model.hidden_size", "model.latent_size", "model.encoder_layers",
                 "model.decoder_layers", "model.critic_hidden_size", "model.prior",
                 "model.decoder", "model.conductor_hidden_size", "model.conductor_layers",
-                "model.encoder", "model.step_position")
+                "model.encoder", "model.step_position", "model.encoder_summary_size")
 # What a run saved before a field existed was trained with (a flat decoder has no conductor).
 _SAVED_BEFORE_THE_FIELD = {"model.decoder": "flat", "model.encoder": "flat",
-                           "model.step_position": False}
+                           "model.step_position": False, "model.encoder_summary_size": 0}
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:

@@ -47,6 +47,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if impl in lstm.WHOLE_LAYER_IMPLEMENTATIONS and config.model.dtype == "bfloat16":
     raise UserError(f"config.model.lstm_impl={impl!r} runs float32 only (cuDNN through JAX takes "
                     "no bfloat16 data); use --config.model.dtype=float32 or another lstm_impl.")
+  summary_size = _get(config, "model.encoder_summary_size")
+  if summary_size < 0:
+    raise UserError(f"config.model.encoder_summary_size={summary_size!r} must be >= 0 "
+                    "(0 = hidden_size).")
+  if summary_size and config.model.encoder != "hierarchical":
+    raise UserError(f"config.model.encoder_summary_size={summary_size!r} sizes the hierarchical "
+                    "encoder's layer over the bars; the flat encoder has none (set "
+                    "--config.model.encoder=hierarchical, or leave it 0).")
   if not 0.0 <= _get(config, "model.dropout") < 1.0:
     raise UserError(f"config.model.dropout={config.model.dropout!r} must be in [0, 1).")
   if not _get(config, "optim.weight_decay") >= 0.0:

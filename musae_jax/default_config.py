@@ -51,6 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
   # "flat" (the paper's: the encoder's stacked biLSTM reads the whole window) or "hierarchical"
   # (the stack reads each bar on its own, one more biLSTM layer reads the bars' summaries).
   config.model.encoder = "flat"
+  # Hierarchical encoder: units of the biLSTM layer over the bars' summaries, whose two final
+  # states give z's mean and log-variance (so 2x this bounds what z can carry); 0 = hidden_size.
+  config.model.encoder_summary_size = 0
   # "flat" (the paper's: each track decoder reads z at every step of the window) or
   # "hierarchical" (MusicVAE's conductor reads z and emits one embedding per bar; each track
   # decoder decodes every bar from z and that bar's embedding, all bars as one batch).

@@ -96,12 +96,15 @@ class Encoder(nnx.Module):
   reads each bar on its own, all bars of a window as one batch, and one more biLSTM layer reads
   the bars' summaries (final states); its final states give mu and log sigma^2. Every bar then
   reaches z through 16 + bars recurrent steps instead of up to a whole window's, which the flat
-  encoder's two final states mostly forget at 16 bars (RESULTS.md, the position analysis).
+  encoder's two final states mostly forget at 16 bars (RESULTS.md, the position analysis). That
+  layer's width (summary_size, default hidden_size) bounds the code: z is a linear map of its
+  2 x summary_size final states, whatever N_z is.
   """
 
   def __init__(self, hidden_size: int, latent_size: int, num_layers: int, *, lstm_impl: str,
                dtype, rngs: nnx.Rngs, initial_posterior_std: float = 1.0,
-               residual: bool = False, dropout_rate: float = 0.0, hierarchical: bool = False):
+               residual: bool = False, dropout_rate: float = 0.0, hierarchical: bool = False,
+               summary_size: int = 0):
     self.residual = residual
     self.dropout_rate = dropout_rate
     self.hierarchical = hierarchical
@@ -110,11 +113,13 @@ class Encoder(nnx.Module):
     kwargs = dict(impl=lstm_impl, dtype=dtype, rngs=rngs)
     self.forward_layers = nnx.List([LSTM(size, hidden_size, **kwargs) for size in sizes])
     self.backward_layers = nnx.List([LSTM(size, hidden_size, **kwargs) for size in sizes])
-    if hierarchical:  # A biLSTM layer over the bars' summaries.
-      self.bar_forward = LSTM(2 * hidden_size, hidden_size, **kwargs)
-      self.bar_backward = LSTM(2 * hidden_size, hidden_size, **kwargs)
-    self.mu = _linear(2 * hidden_size, latent_size, dtype, rngs)
-    self.logvar = _linear(2 * hidden_size, latent_size, dtype, rngs)
+    # Flat: the stack's top layer gives z; hierarchical: one more biLSTM layer over the bars.
+    summary_size = (summary_size or hidden_size) if hierarchical else hidden_size
+    if hierarchical:
+      self.bar_forward = LSTM(2 * hidden_size, summary_size, **kwargs)
+      self.bar_backward = LSTM(2 * hidden_size, summary_size, **kwargs)
+    self.mu = _linear(2 * summary_size, latent_size, dtype, rngs)
+    self.logvar = _linear(2 * summary_size, latent_size, dtype, rngs)
     # At initialisation the windows' means differ by ~0.02 (less with deeper stacks): with the
     # posterior's sigma at 1 (logvar bias 0) the sampled code is almost pure noise, the decoders
     # learn to ignore it and training sits on the majority-token plateau. The logvar bias sets
@@ -391,7 +396,8 @@ class MusAE(nnx.Module):
                            dtype=dtype, rngs=rngs,
                            initial_posterior_std=model_config.get("initial_posterior_std", 1.0),
                            residual=residual, dropout_rate=dropout_rate,
-                           hierarchical=model_config.get("encoder", "flat") == "hierarchical")
+                           hierarchical=model_config.get("encoder", "flat") == "hierarchical",
+                           summary_size=model_config.get("encoder_summary_size", 0))
     # Runs saved before the field existed are flat; a flat model has no conductor parameters.
     self.hierarchical = model_config.get("decoder", "flat") == "hierarchical"
     bar_embedding_size = 0

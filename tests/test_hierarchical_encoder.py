@@ -15,6 +15,7 @@ from configs import default
 from data_pipeline.tokens import NUM_CLASSES, STEPS_PER_BAR
 from musae_common.errors import UserError
 from musae_jax import checkpointing
+from musae_jax import config_checks
 from musae_jax import lstm
 from musae_jax.model import MusAE
 from tests.train_helpers import assert_loss_and_grads_close
@@ -105,3 +106,33 @@ def test_a_checkpoint_of_the_other_encoder_is_refused_with_the_fields_named():
   with pytest.raises(UserError, match=r"model.encoder: checkpoint 'flat' vs config "
                                       r"'hierarchical'"):
     checkpointing.check_compatible(saved_flat, hierarchical, "run")
+
+
+def test_a_wider_layer_over_the_bars_gives_a_wider_summary():
+  """encoder_summary_size widens only the layer over the bars: z reads its 2 x size states."""
+  model = MusAE(_model_config(encoder_summary_size=20), num_genres=0, rngs=nnx.Rngs(0))
+  encoder = nnx.state(model, nnx.Param)["encoder"]
+  assert encoder["bar_forward"]["w_ih"].shape == (2 * HIDDEN, 4 * 20)  # Reads a bar's summary.
+  assert encoder["bar_backward"]["w_hh"].shape == (20, 4 * 20)
+  assert encoder["mu"]["kernel"].shape == encoder["logvar"]["kernel"].shape == (2 * 20, 6)
+  assert encoder["forward_layers"][1]["w_hh"].shape == (HIDDEN, 4 * HIDDEN)  # The stack is not.
+  mu, _ = model.encode(_tokens(2))
+  assert mu.shape == (BATCH, 6)
+  grads = nnx.grad(lambda m: jnp.sum(m.encode(_tokens(2))[0] ** 2))(model)
+  assert float(jnp.abs(grads.encoder.bar_forward.w_hh[...]).max()) > 0
+  # A run saved before the field existed had the default; another width is refused by name.
+  config = default.get_config()
+  config.model.encoder = "hierarchical"
+  saved = checkpointing.config_to_dict(config)
+  del saved["model"]["encoder_summary_size"]
+  checkpointing.check_compatible(saved, config, "run")
+  config.model.encoder_summary_size = 1024
+  with pytest.raises(UserError, match=r"model.encoder_summary_size: checkpoint 0 vs config 1024"):
+    checkpointing.check_compatible(saved, config, "run")
+  # It sizes a layer only the hierarchical encoder has.
+  config.model.encoder = "flat"
+  with pytest.raises(UserError, match="the flat encoder has none"):
+    config_checks.validate(config)
+  config.model.encoder_summary_size = -1
+  with pytest.raises(UserError, match="must be >= 0"):
+    config_checks.validate(config)
