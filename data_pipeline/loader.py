@@ -20,6 +20,7 @@ import os
 from typing import Any, Iterator
 
 from absl import flags
+from absl import logging
 import grain
 import numpy as np
 import tensorflow_datasets as tfds
@@ -175,6 +176,10 @@ def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
   # Batches of row numbers: shuffling an endless dataset draws a new permutation per epoch, and
   # the random map gets a generator seeded by (seed, batch index), so each row's shift depends
   # on the epoch too.
+  if song_fraction < 1.0:
+    logging.info("Training on %d of the %d training windows: the songs of a %.0f%% share "
+                 "(song_fraction=%g).", len(subset), len(records), 100 * song_fraction,
+                 song_fraction)
   rows = (grain.MapDataset.range(len(records)) if song_fraction >= 1.0
           else grain.MapDataset.source(subset))
   dataset = (rows.shuffle(seed=seed)
