@@ -425,9 +425,11 @@ def profile(trace_dir: pathlib.Path, steps: int, warmup: int, top: int, **step_f
       wall.append(time.perf_counter() - start)
 
   windows, runs, occurrences = read_trace(_trace_file(trace_dir), module.name)
-  if not occurrences:
-    raise errors.UserError(f"The trace has no op events of {module.name}: this jax version "
-                           "does not annotate XLA:CPU thunks as the script expects.")
+  if not occurrences or not windows:
+    raise errors.UserError(f"The trace has no {'op' if windows else 'step'} events of "
+                           f"{module.name}: the script reads XLA:CPU's thunk annotations "
+                           f"(jax 0.10), and this run is on {jax.devices()[0].platform} with jax "
+                           f"{jax.__version__}.")
   infos = {name: classify(module, name) for name in {o.name for o in occurrences}}
   # XLA:CPU sizes its intra-op thread pool by the CPUs this process may run on
   # (DefaultThreadPoolSize, in the PjRt CPU client).
@@ -447,8 +449,12 @@ def profile(trace_dir: pathlib.Path, steps: int, warmup: int, top: int, **step_f
     # Time with no op in flight, before the executable started or after it finished, is the
     # step's host side; the rest is the executor's own (scheduling, waiting for a thread).
     run = [r for r in runs if window[0] <= r[0] < window[1]]
-    exec_start = min((r[0] for r in run), default=min(o.start for o in in_window))
-    exec_end = max((r[1] for r in run), default=max(o.end for o in in_window))
+    if run:
+      exec_start, exec_end = min(r[0] for r in run), max(r[1] for r in run)
+    elif in_window:
+      exec_start, exec_end = min(o.start for o in in_window), max(o.end for o in in_window)
+    else:  # Nothing of the executable ran in this step's window.
+      exec_start, exec_end = window
     outside = max(0.0, exec_start - window[0]) + max(0.0, window[1] - exec_end)
     outside_us += min(outside, idle)
     idle_us += idle - min(outside, idle)

@@ -167,7 +167,7 @@ def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
   global_batch_size = batch_size * process_count
   subset = song_subset_rows(records, song_fraction)
   if len(subset) < global_batch_size:
-    of_songs = f" from {song_fraction:.0%} of its songs" if song_fraction < 1.0 else ""
+    of_songs = f" at song_fraction={song_fraction:g}" if song_fraction < 1.0 else ""
     raise UserError(f"{dataset_dir(data_dir, bars)}: the train split has {len(subset)} "
                      f"examples{of_songs}, fewer than one global batch of {global_batch_size} "
                      f"({process_count} processes x {batch_size})")

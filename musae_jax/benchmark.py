@@ -27,6 +27,7 @@ from absl import logging
 from data_pipeline.tokens import NUM_CLASSES, STEPS_PER_BAR, TRACKS
 from musae_common import cli
 from musae_common import host_memory
+from musae_common.errors import UserError
 from musae_jax import default_config
 from musae_jax import priors
 
@@ -143,6 +144,9 @@ def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gau
   from musae_jax import step as train_step_lib  # pylint: disable=g-import-not-at-top
 
   resolved_impl = lstm.resolve_impl(impl)  # An unknown name fails here, before any work.
+  if encoder_summary < 0 or (encoder_summary and encoder != "hierarchical"):
+    raise UserError(f"--encoder_summary={encoder_summary} sizes the hierarchical encoder's layer "
+                    "over the bars: use it with --encoder=hierarchical, at 0 (= --hidden) or more.")
   config = make_config(bars, hidden, latent, batch, prior, dtype, impl, layers, seed, decoder,
                        conductor_hidden, conductor_layers, encoder, encoder_summary)
   num_genres = genres if prior == "flower" else 0
@@ -214,7 +218,8 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
       "config": {"bars": bars, "timesteps": num_steps, "hidden": hidden, "latent": latent,
                  "batch": batch, "prior": prior, "dtype": dtype, "layers": layers,
                  "genres": num_genres, "steps": steps, "warmup": warmup, "seed": seed,
-                 "decoder": decoder, "encoder": encoder, "encoder_summary": encoder_summary,
+                 "decoder": decoder, "encoder": encoder,
+                 **({"encoder_summary": encoder_summary} if encoder == "hierarchical" else {}),
                  **({"conductor_hidden": conductor_hidden, "conductor_layers": conductor_layers}
                     if hierarchical else {})},
   }

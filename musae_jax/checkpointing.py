@@ -125,8 +125,14 @@ def check_compatible(saved: dict, config: ml_collections.ConfigDict, where: str)
   if bool(saved_decay) != bool(decay):
     diffs.append(f"optim.weight_decay: checkpoint {saved_decay!r} vs config {decay!r} (on in one "
                  "and off in the other)")
+  # The data iterator's state is a position in the chosen songs' windows: on other songs it
+  # would go on somewhere else, and the saved config would no longer say what was trained on.
+  saved_fraction = _field(saved, "data.train_song_fraction") or 1.0
+  fraction = _field(current, "data.train_song_fraction")
+  if saved_fraction != fraction:
+    diffs.append(f"data.train_song_fraction: checkpoint {saved_fraction!r} vs config {fraction!r}")
   if diffs:
-    raise UserError(f"{where} was trained with a different model or optimizer shape "
+    raise UserError(f"{where} was trained with a different model, optimizer or data shape "
                     f"({'; '.join(diffs)}); "
                     "use another --workdir or the checkpoint's values.")
 

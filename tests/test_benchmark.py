@@ -30,6 +30,11 @@ def test_flop_count_matches_the_pytorch_reference():
   both = benchmark.flops_per_sample(256, 192, 128, 128, layers=3, hierarchical_encoder=True)
   assert both["encoder"] - flat["encoder"] == 16 * 2 * lstm(2 * 192, 192)
   assert both["decoder"] == flat["decoder"]
+  # A wider layer over the bars (encoder_summary units) and the heads that read its states.
+  wide = benchmark.flops_per_sample(256, 192, 128, 128, layers=3, hierarchical_encoder=True,
+                                    encoder_summary=512)
+  assert wide["encoder"] - both["encoder"] == (16 * 2 * (lstm(2 * 192, 512) - lstm(2 * 192, 192))
+                                               + 2 * 2 * 2 * (512 - 192) * 128)
 
 
 def test_command_prints_one_json_record():
@@ -64,3 +69,8 @@ def test_bad_kernel_name_is_one_line_error():
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith("error: Unknown LSTM implementation")
+  flat_with_summary = subprocess.run(command[:-1] + ["--encoder_summary=64"], cwd=REPO,
+                                     capture_output=True, text=True, timeout=300)
+  assert flat_with_summary.returncode == 2
+  assert "use it with --encoder=hierarchical" in flat_with_summary.stderr
+  assert "Traceback" not in flat_with_summary.stderr

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from configs import default
 from data_pipeline import build
 from data_pipeline import loader
 from data_pipeline import split as split_lib
 from data_pipeline import tokens as tokens_lib
 from musae_common.errors import UserError
+from musae_jax import checkpointing
 
 # Small real songs of five genres; the fixture takes train and validation songs from them.
 CANDIDATES = ["freemidi/country/14391.mid", "freemidi/pop/11977.mid", "freemidi/pop/11804.mid",
@@ -165,10 +167,18 @@ def test_song_fraction_trains_on_a_stable_nested_subset_of_songs(data_dir):
   large = set(loader.song_subset_rows(records, fraction).tolist())
   assert small and small < large and len(large) == epoch
   assert len(loader.song_subset_rows(records, 1.0)) == len(train)
-  with pytest.raises(UserError, match="has 0 examples from .* of its songs"):
+  with pytest.raises(UserError, match="has 0 examples at song_fraction="):
     loader.train_iterator(data_dir, 2, 4, seed=1, song_fraction=loader.song_share(songs[0]) / 2)
   with pytest.raises(UserError, match=r"must be in \(0, 1\]"):
     loader.train_iterator(data_dir, 2, 4, seed=1, song_fraction=0.0)
+  # A run is resumed on the songs it started on, or refused with the field named.
+  config = default.get_config()
+  saved = checkpointing.config_to_dict(config)
+  del saved["data"]["train_song_fraction"]  # Saved before the field existed: every song.
+  checkpointing.check_compatible(saved, config, "run")
+  config.data.train_song_fraction = 0.5
+  with pytest.raises(UserError, match=r"data.train_song_fraction: checkpoint 1.0 vs config 0.5"):
+    checkpointing.check_compatible(saved, config, "run")
 
 
 def test_processes_read_disjoint_slices_of_the_same_global_batches(data_dir):
