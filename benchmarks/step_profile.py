@@ -59,6 +59,7 @@ What the script relies on (jax/jaxlib 0.10.2, XLA:CPU thunk runtime):
 import collections
 import dataclasses
 import gzip
+import inspect
 import json
 import math
 import os
@@ -538,10 +539,9 @@ def print_report(record: dict) -> None:
 
 
 def _step_flags() -> dict:
-  """The flags of musae_jax.benchmark that shape the step, as make_step's arguments."""
-  names = ("bars", "hidden", "latent", "batch", "prior", "dtype", "impl", "genres", "layers",
-           "seed", "decoder", "conductor_hidden", "conductor_layers", "encoder",
-           "encoder_summary")
+  """The flags of musae_jax.benchmark that shape the step, as make_step's arguments (each of its
+  parameters is a flag of the same name)."""
+  names = inspect.signature(benchmark.make_step).parameters
   return {name: flags.FLAGS[name].value for name in names}
 
 

@@ -165,10 +165,12 @@ def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
     raise UserError(f"song_fraction={song_fraction!r} must be in (0, 1].")
   records = _records(data_dir, bars, "train")
   global_batch_size = batch_size * process_count
-  subset = song_subset_rows(records, song_fraction)
-  if len(subset) < global_batch_size:
+  # Row numbers: the split's, or those of the chosen songs' windows.
+  rows = (grain.MapDataset.range(len(records)) if song_fraction >= 1.0
+          else grain.MapDataset.source(song_subset_rows(records, song_fraction)))
+  if len(rows) < global_batch_size:
     of_songs = f" at song_fraction={song_fraction:g}" if song_fraction < 1.0 else ""
-    raise UserError(f"{dataset_dir(data_dir, bars)}: the train split has {len(subset)} "
+    raise UserError(f"{dataset_dir(data_dir, bars)}: the train split has {len(rows)} "
                      f"examples{of_songs}, fewer than one global batch of {global_batch_size} "
                      f"({process_count} processes x {batch_size})")
   low, high = transpose
@@ -178,10 +180,8 @@ def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
   # on the epoch too.
   if song_fraction < 1.0:
     logging.info("Training on %d of the %d training windows: the songs of a %.0f%% share "
-                 "(song_fraction=%g).", len(subset), len(records), 100 * song_fraction,
+                 "(song_fraction=%g).", len(rows), len(records), 100 * song_fraction,
                  song_fraction)
-  rows = (grain.MapDataset.range(len(records)) if song_fraction >= 1.0
-          else grain.MapDataset.source(subset))
   dataset = (rows.shuffle(seed=seed)
              .repeat()
              .batch(global_batch_size, drop_remainder=True)

@@ -169,8 +169,10 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
   import jax  # pylint: disable=g-import-not-at-top
 
   train_step, state, batches, resolved_impl = make_step(
-      bars, hidden, latent, batch, prior, dtype, impl, genres, layers, seed, decoder,
-      conductor_hidden, conductor_layers, encoder, encoder_summary)
+      bars=bars, hidden=hidden, latent=latent, batch=batch, prior=prior, dtype=dtype, impl=impl,
+      genres=genres, layers=layers, seed=seed, decoder=decoder,
+      conductor_hidden=conductor_hidden, conductor_layers=conductor_layers, encoder=encoder,
+      encoder_summary=encoder_summary)
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
   device = jax.devices()[0]
