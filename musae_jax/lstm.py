@@ -296,7 +296,9 @@ def input_matmul(x: jax.Array, w: jax.Array, dtype: jnp.dtype | None = None) -> 
   plain matmul for YNNPACK. Measured: 10-15% of the whole 2-bar training step on a 2-core CPU.
   """
   dtype = x.dtype if dtype is None else dtype
-  transposed_copy = jax.default_backend() == "cpu" and x.ndim > 2  # A sequence: many rows.
+  # A sequence (many rows), or a lower-precision dense layer: its contraction over the batch
+  # axis would otherwise run as a float32 dot (see _transposed_copy).
+  transposed_copy = jax.default_backend() == "cpu" and (x.ndim > 2 or dtype != jnp.float32)
   if dtype == jnp.float32 and not transposed_copy:
     return jnp.dot(x, w, preferred_element_type=jnp.float32)
   return _matmul(x, w, jnp.dtype(dtype), transposed_copy)

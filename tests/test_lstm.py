@@ -140,12 +140,13 @@ def test_input_matmul_gradients_equal_autodiff_of_the_plain_matmul(dtype):
                              atol=1e-5)
 
 
-@pytest.mark.parametrize("rows", [3, 40])  # The rows of one step, and of a sequence.
-def test_bf16_input_matmul_of_float32_arrays_gives_float32_gradients_close_to_float32(rows):
+# A short and a longer sequence [T, B], and a dense layer's batch [B] (the code heads, critic).
+@pytest.mark.parametrize("leading", [(3, 3), (40, 3), (24,)])
+def test_bf16_input_matmul_of_float32_arrays_gives_float32_gradients_close_to_float32(leading):
   keys = jax.random.split(jax.random.key(5), 3)
-  x = jax.random.normal(keys[0], (rows, 3, 48))
+  x = jax.random.normal(keys[0], (*leading, 48))
   w = jax.random.normal(keys[1], (48, 32))
-  weights = jax.random.normal(keys[2], (rows, 3, 32))
+  weights = jax.random.normal(keys[2], (*leading, 32))
   loss = lambda dtype: lambda x, w: jnp.sum(weights * lstm.input_matmul(x, w, dtype))
   value, grads = jax.jit(jax.value_and_grad(loss(jnp.bfloat16), argnums=(0, 1)))(x, w)
   ref_value, ref_grads = jax.jit(jax.value_and_grad(loss(jnp.float32), argnums=(0, 1)))(x, w)
