@@ -179,7 +179,7 @@ def train_iterator(data_dir: str, bars: int, batch_size: int, seed: int, *,
   # the random map gets a generator seeded by (seed, batch index), so each row's shift depends
   # on the epoch too.
   if song_fraction < 1.0:
-    logging.info("Training on %d of the %d training windows: the songs of a %.0f%% share "
+    logging.info("Training on %d of the %d training windows: the songs of a %g%% share "
                  "(song_fraction=%g).", len(rows), len(records), 100 * song_fraction,
                  song_fraction)
   dataset = (rows.shuffle(seed=seed)

@@ -37,10 +37,11 @@ SHAPE_FIELDS = ("data.bars", "model.hidden_size", "model.latent_size", "model.en
                 "model.decoder_layers", "model.critic_hidden_size", "model.prior",
                 "model.decoder", "model.conductor_hidden_size", "model.conductor_layers",
                 "model.encoder", "model.step_position", "model.encoder_summary_size",
-                "data.train_song_fraction")
+                "model.encoder_bar_reader", "model.conductor", "data.train_song_fraction")
 # What a run saved before a field existed was trained with (a flat decoder has no conductor).
 _SAVED_BEFORE_THE_FIELD = {"model.decoder": "flat", "model.encoder": "flat",
                            "model.step_position": False, "model.encoder_summary_size": 0,
+                           "model.encoder_bar_reader": "lstm", "model.conductor": "lstm",
                            "data.train_song_fraction": 1.0}
 
 

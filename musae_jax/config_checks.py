@@ -17,6 +17,8 @@ _CHOICES = {
     "model.matmul_precision": model.MATMUL_PRECISIONS,
     "model.decoder": model.DECODERS,
     "model.encoder": model.ENCODERS,
+    "model.encoder_bar_reader": model.BAR_READERS,
+    "model.conductor": model.CONDUCTORS,
     "optim.lr_schedule": step.LR_SCHEDULES,
 }
 _POSITIVE = ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
@@ -55,6 +57,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"config.model.encoder_summary_size={summary_size!r} sizes the hierarchical "
                     "encoder's layer over the bars; the flat encoder has none (set "
                     "--config.model.encoder=hierarchical, or leave it 0).")
+  if config.model.encoder_bar_reader != "lstm" and config.model.encoder != "hierarchical":
+    raise UserError(f"config.model.encoder_bar_reader={config.model.encoder_bar_reader!r} reads "
+                    "the hierarchical encoder's bar summaries; the flat encoder has none (set "
+                    "--config.model.encoder=hierarchical, or leave it 'lstm').")
+  if config.model.encoder_bar_reader == "concat" and summary_size:
+    raise UserError(f"config.model.encoder_summary_size={summary_size!r} sizes the biLSTM over "
+                    "the bars, which encoder_bar_reader='concat' replaces; leave it 0.")
+  if config.model.conductor != "lstm" and config.model.decoder != "hierarchical":
+    raise UserError(f"config.model.conductor={config.model.conductor!r} is the hierarchical "
+                    "decoder's; the flat decoder has none (set --config.model.decoder="
+                    "hierarchical, or leave it 'lstm').")
   if not 0.0 <= _get(config, "model.dropout") < 1.0:
     raise UserError(f"config.model.dropout={config.model.dropout!r} must be in [0, 1).")
   if not _get(config, "optim.weight_decay") >= 0.0:

@@ -54,6 +54,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Hierarchical encoder: units of the biLSTM layer over the bars' summaries, whose two final
   # states give z's mean and log-variance (so 2x this bounds what z can carry); 0 = hidden_size.
   config.model.encoder_summary_size = 0
+  # Hierarchical encoder: "lstm" (that biLSTM layer over the bars' summaries) or "concat" (z's
+  # heads read all the bars' summaries side by side: every bar one matmul from z).
+  config.model.encoder_bar_reader = "lstm"
   # "flat" (the paper's: each track decoder reads z at every step of the window) or
   # "hierarchical" (MusicVAE's conductor reads z and emits one embedding per bar; each track
   # decoder decodes every bar from z and that bar's embedding, all bars as one batch).
@@ -62,6 +65,9 @@ def get_config() -> ml_collections.ConfigDict:
   # 16), beside z; False = z only (the paper's).
   config.model.step_position = False
   config.model.conductor_hidden_size = 512  # Hierarchical: conductor LSTM units = bar embedding size.
+  # Hierarchical: "lstm" (MusicVAE's conductor, conductor_layers deep) or "linear" (each bar's
+  # embedding is tanh of its own linear map of z, conductor_hidden_size wide).
+  config.model.conductor = "lstm"
   config.model.conductor_layers = 2  # Hierarchical: stacked conductor LSTM layers.
   config.model.critic_hidden_size = 1024  # Units in each of the critic's 2 tanh hidden layers.
   config.model.prior = "gaussian"  # "gaussian" (N(0, I)) or "flower" (one component per genre).

@@ -25,6 +25,12 @@ MATMUL_PRECISIONS = ("default", "highest")  # config.model.matmul_precision's ch
 # conductor emitting one embedding per bar and decoders that decode each bar from z and it.
 DECODERS = ("flat", "hierarchical")
 ENCODERS = ("flat", "hierarchical")
+# config.model.encoder_bar_reader's choices (hierarchical encoder): a biLSTM over the bars'
+# summaries, or z's heads reading them all, concatenated.
+BAR_READERS = ("lstm", "concat")
+# config.model.conductor's choices (hierarchical decoder): MusicVAE's LSTM, or one linear map of z
+# to every bar's embedding.
+CONDUCTORS = ("lstm", "linear")
 
 
 def apply_matmul_precision(model_config: ml_collections.ConfigDict) -> None:
@@ -104,22 +110,30 @@ class Encoder(nnx.Module):
   def __init__(self, hidden_size: int, latent_size: int, num_layers: int, *, lstm_impl: str,
                dtype, rngs: nnx.Rngs, initial_posterior_std: float = 1.0,
                residual: bool = False, dropout_rate: float = 0.0, hierarchical: bool = False,
-               summary_size: int = 0):
+               summary_size: int = 0, bar_reader: str = "lstm", num_bars: int | None = None):
     self.residual = residual
     self.dropout_rate = dropout_rate
     self.hierarchical = hierarchical
+    self.concatenates_bars = hierarchical and bar_reader == "concat"
+    if self.concatenates_bars and not num_bars:
+      raise ValueError("The concatenating bar reader needs the window's number of bars.")
+    self.num_bars = num_bars
     one_hot_size = NUM_TRACKS * NUM_CLASSES
     sizes = [one_hot_size] + [2 * hidden_size] * (num_layers - 1)
     kwargs = dict(impl=lstm_impl, dtype=dtype, rngs=rngs)
     self.forward_layers = nnx.List([LSTM(size, hidden_size, **kwargs) for size in sizes])
     self.backward_layers = nnx.List([LSTM(size, hidden_size, **kwargs) for size in sizes])
-    # Flat: the stack's top layer gives z; hierarchical: one more biLSTM layer over the bars.
+    # Flat: the stack's top layer gives z; hierarchical: one more biLSTM layer over the bars, or
+    # (concat) z's heads read every bar's summary: each bar reaches z through one matmul.
     summary_size = (summary_size or hidden_size) if hierarchical else hidden_size
-    if hierarchical:
+    heads_input = 2 * summary_size
+    if self.concatenates_bars:
+      heads_input = num_bars * 2 * hidden_size
+    elif hierarchical:
       self.bar_forward = LSTM(2 * hidden_size, summary_size, **kwargs)
       self.bar_backward = LSTM(2 * hidden_size, summary_size, **kwargs)
-    self.mu = _linear(2 * summary_size, latent_size, dtype, rngs)
-    self.logvar = _linear(2 * summary_size, latent_size, dtype, rngs)
+    self.mu = _linear(heads_input, latent_size, dtype, rngs)
+    self.logvar = _linear(heads_input, latent_size, dtype, rngs)
     # At initialisation the windows' means differ by ~0.02 (less with deeper stacks): with the
     # posterior's sigma at 1 (logvar bias 0) the sampled code is almost pure noise, the decoders
     # learn to ignore it and training sits on the majority-token plateau. The logvar bias sets
@@ -139,8 +153,14 @@ class Encoder(nnx.Module):
       raise ValueError(f"The hierarchical encoder reads whole bars; {num_steps} steps are not a "
                        f"multiple of {STEPS_PER_BAR}.")
     num_bars = num_steps // STEPS_PER_BAR
+    if self.concatenates_bars and num_bars != self.num_bars:
+      raise ValueError(f"This encoder reads windows of {self.num_bars} bars, not {num_bars}.")
     bars = tokens.reshape(batch * num_bars, STEPS_PER_BAR, NUM_TRACKS)  # Row b * bars + bar.
     summaries = self._summarize(bars, dropout_key)  # [B * bars, 2H]
+    if self.concatenates_bars:
+      summary = dropout(summaries.reshape(batch, -1), self.dropout_rate,
+                        _layer_key(dropout_key, len(self.forward_layers)))  # [B, bars * 2H]
+      return self.mu(summary), self.logvar(summary)
     x = summaries.reshape(batch, num_bars, -1).transpose(1, 0, 2)  # [bars, B, 2H]
     x = dropout(x, self.dropout_rate, _layer_key(dropout_key, len(self.forward_layers)))
     summary = _bidirectional_final_states(self.bar_forward, self.bar_backward, x)
@@ -307,6 +327,25 @@ class Conductor(nnx.Module):
                                       self.dropout_rate, dropout_key)
 
 
+class LinearConductor(nnx.Module):
+  """config.model.conductor="linear": every bar's embedding is tanh(W_bar z + b_bar), one matmul
+  of z for all bars, so no bar's content has to pass through a recurrence's state."""
+
+  def __init__(self, latent_size: int, hidden_size: int, num_bars: int, *, dtype,
+               rngs: nnx.Rngs):
+    self.num_bars = num_bars
+    self.embeddings = _linear(latent_size, num_bars * hidden_size, dtype, rngs)
+
+  def __call__(self, z: jax.Array, num_bars: int,
+               dropout_key: jax.Array | None = None) -> jax.Array:
+    """z [B, N_z] -> bar embeddings [bars, B, H_c]."""
+    del dropout_key  # No stacked layers to drop out between.
+    if num_bars != self.num_bars:
+      raise ValueError(f"This conductor emits {self.num_bars} bars, not {num_bars}.")
+    embeddings = jnp.tanh(self.embeddings(z))  # [B, bars * H_c]
+    return embeddings.reshape(z.shape[0], num_bars, -1).transpose(1, 0, 2)
+
+
 class TrackDecoder(nnx.Module):
   """Stacked LSTMs that read z at every step (not autoregressive), then a softmax over the 130
   classes. Every layer starts from the same state tanh(W z + b), as in MusAE's code (eq. 11).
@@ -382,7 +421,9 @@ class MusAE(nnx.Module):
   """Encoder + 4 track decoders (the autoencoder) and the latent critic."""
 
   def __init__(self, model_config: ml_collections.ConfigDict, num_genres: int, *,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, num_bars: int | None = None):
+    """num_bars (config.data.bars) sizes the parts that read or emit every bar at once: the
+    concatenating bar reader and the linear conductor; the other parts take any whole window."""
     dtype = compute_dtype(model_config)
     hidden = model_config.hidden_size
     latent = model_config.latent_size
@@ -397,15 +438,23 @@ class MusAE(nnx.Module):
                            initial_posterior_std=model_config.get("initial_posterior_std", 1.0),
                            residual=residual, dropout_rate=dropout_rate,
                            hierarchical=model_config.get("encoder", "flat") == "hierarchical",
-                           summary_size=model_config.get("encoder_summary_size", 0))
+                           summary_size=model_config.get("encoder_summary_size", 0),
+                           bar_reader=model_config.get("encoder_bar_reader", "lstm"),
+                           num_bars=num_bars)
     # Runs saved before the field existed are flat; a flat model has no conductor parameters.
     self.hierarchical = model_config.get("decoder", "flat") == "hierarchical"
     bar_embedding_size = 0
     if self.hierarchical:
       bar_embedding_size = model_config.conductor_hidden_size
-      self.conductor = Conductor(latent, bar_embedding_size, model_config.conductor_layers,
-                                 lstm_impl=impl, dtype=dtype, rngs=rngs, residual=residual,
-                                 dropout_rate=dropout_rate)
+      if model_config.get("conductor", "lstm") == "linear":
+        if not num_bars:
+          raise ValueError("The linear conductor needs the window's number of bars.")
+        self.conductor = LinearConductor(latent, bar_embedding_size, num_bars, dtype=dtype,
+                                         rngs=rngs)
+      else:
+        self.conductor = Conductor(latent, bar_embedding_size, model_config.conductor_layers,
+                                   lstm_impl=impl, dtype=dtype, rngs=rngs, residual=residual,
+                                   dropout_rate=dropout_rate)
     self.decoders = nnx.Dict({
         track: TrackDecoder(latent, hidden, model_config.decoder_layers, lstm_impl=impl,
                             dtype=dtype, rngs=rngs, residual=residual,

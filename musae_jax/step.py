@@ -96,7 +96,8 @@ def create_train_state(config: ml_collections.ConfigDict,
                        num_genres: int) -> tuple[nnx.GraphDef, TrainState]:
   """A freshly initialised MusAE (seeded by config.seed) and its optimizer states."""
   init_key = jax.random.split(jax.random.key(config.seed))[1]  # Not any step's key.
-  model = MusAE(config.model, num_genres, rngs=nnx.Rngs(params=init_key))
+  model = MusAE(config.model, num_genres, rngs=nnx.Rngs(params=init_key),
+                num_bars=config.data.bars)
   graphdef, params = nnx.split(model, nnx.Param)
   autoencoder, critic = split_params(params)
   state = TrainState(

@@ -15,6 +15,7 @@ from configs import default
 from data_pipeline.tokens import NUM_CLASSES, STEPS_PER_BAR, TRACKS
 from musae_common.errors import UserError
 from musae_jax import checkpointing
+from musae_jax import config_checks
 from musae_jax import lstm
 from musae_jax.model import MusAE
 from tests.train_helpers import assert_loss_and_grads_close
@@ -151,3 +152,37 @@ def test_a_hierarchical_run_trains_resumes_and_goes_through_the_tools(tmp_path, 
   result = evaluate.evaluate(run, windows, str(tmp_path / "eval"), num_pairs=4,
                              samples_per_component=8)
   assert 0.0 <= result["accuracy"]["mean"] <= 1.0
+
+
+def test_the_linear_conductor_gives_each_bar_its_own_map_of_z():
+  """conductor="linear": bar k's embedding is tanh(z W_k + b_k), its own columns of one matmul."""
+  model = MusAE(_model_config(conductor="linear"), num_genres=0, rngs=nnx.Rngs(0), num_bars=4)
+  conductor = model.conductor
+  kernel, bias = conductor.embeddings.kernel[...], conductor.embeddings.bias[...]
+  assert kernel.shape == (6, 4 * 7) and "layers" not in nnx.state(conductor, nnx.Param)
+  z = _z()
+  embeddings = conductor(z, 4)
+  assert embeddings.shape == (4, BATCH, 7)
+  for bar in range(4):
+    columns = slice(bar * 7, (bar + 1) * 7)
+    np.testing.assert_allclose(embeddings[bar], np.tanh(z @ kernel[:, columns] + bias[columns]),
+                               rtol=1e-5, atol=1e-6)
+  assert _decode(model, z, 4 * STEPS_PER_BAR).shape == (BATCH, 4 * STEPS_PER_BAR, 4, NUM_CLASSES)
+  grads = nnx.grad(lambda m: jax.numpy.sum(m.decode(z, 4 * STEPS_PER_BAR) ** 2))(model)
+  assert float(jax.numpy.abs(grads.conductor.embeddings.kernel[...]).max()) > 0
+  with pytest.raises(ValueError, match="emits 4 bars, not 2"):
+    model.decode(z, 2 * STEPS_PER_BAR)
+  with pytest.raises(ValueError, match="needs the window's number of bars"):
+    MusAE(_model_config(conductor="linear"), num_genres=0, rngs=nnx.Rngs(0))
+  # Checkpoints: runs saved before the field had the LSTM conductor; the other is refused.
+  config = default.get_config()
+  config.model.decoder = "hierarchical"
+  saved = checkpointing.config_to_dict(config)
+  del saved["model"]["conductor"]
+  checkpointing.check_compatible(saved, config, "run")
+  config.model.conductor = "linear"
+  with pytest.raises(UserError, match=r"model.conductor: checkpoint 'lstm' vs config 'linear'"):
+    checkpointing.check_compatible(saved, config, "run")
+  config.model.decoder = "flat"
+  with pytest.raises(UserError, match="the flat decoder has none"):
+    config_checks.validate(config)

@@ -136,3 +136,46 @@ def test_a_wider_layer_over_the_bars_gives_a_wider_summary():
   config.model.encoder_summary_size = -1
   with pytest.raises(UserError, match="must be >= 0"):
     config_checks.validate(config)
+
+
+def test_the_concatenating_bar_reader_gives_z_from_every_bar_summary_side_by_side():
+  """encoder_bar_reader="concat": z's heads read the bars' summaries concatenated in bar order,
+  with no layer over the bars; the window's bar count sizes the heads."""
+  model = MusAE(_model_config(encoder_bar_reader="concat"), num_genres=0, rngs=nnx.Rngs(0),
+                num_bars=2)
+  encoder = model.encoder
+  params = nnx.state(encoder, nnx.Param)
+  assert "bar_forward" not in params
+  assert params["mu"]["kernel"].shape == params["logvar"]["kernel"].shape == (2 * 2 * HIDDEN, 6)
+  tokens = _tokens(2)
+  per_bar = [encoder._summarize(tokens[:, bar * STEPS_PER_BAR:(bar + 1) * STEPS_PER_BAR], None)
+             for bar in range(2)]
+  side_by_side = jnp.concatenate(per_bar, axis=-1)  # [B, bar 1's 2H, bar 2's 2H].
+  mu, logvar = model.encode(tokens)
+  np.testing.assert_allclose(mu, encoder.mu(side_by_side), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(logvar, encoder.logvar(side_by_side), rtol=1e-5, atol=1e-6)
+  grads = nnx.grad(lambda m: jnp.sum(m.encode(_tokens(2))[0] ** 2))(model)
+  assert float(jnp.abs(grads.encoder.forward_layers[0].w_hh[...]).max()) > 0
+  with pytest.raises(ValueError, match="windows of 2 bars, not 1"):
+    model.encode(_tokens(1))
+  with pytest.raises(ValueError, match="needs the window's number of bars"):
+    MusAE(_model_config(encoder_bar_reader="concat"), num_genres=0, rngs=nnx.Rngs(0))
+  # Checkpoints: runs saved before the field read with the biLSTM; another reader is refused.
+  config = default.get_config()
+  config.model.encoder = "hierarchical"
+  saved = checkpointing.config_to_dict(config)
+  del saved["model"]["encoder_bar_reader"]
+  checkpointing.check_compatible(saved, config, "run")
+  config.model.encoder_bar_reader = "concat"
+  with pytest.raises(UserError, match=r"encoder_bar_reader: checkpoint 'lstm' vs config 'concat'"):
+    checkpointing.check_compatible(saved, config, "run")
+  config_checks.validate(config)
+  config.model.encoder_summary_size = 64
+  with pytest.raises(UserError, match="which encoder_bar_reader='concat' replaces"):
+    config_checks.validate(config)
+  config.model.update(encoder_summary_size=0, encoder="flat")
+  with pytest.raises(UserError, match="the flat encoder has none"):
+    config_checks.validate(config)
+  config.model.update(encoder="hierarchical", encoder_bar_reader="attention")
+  with pytest.raises(UserError, match="encoder_bar_reader='attention' is not one of"):
+    config_checks.validate(config)

@@ -130,7 +130,8 @@ def load_run(workdir: str, step: int | None = None) -> Run:
       raise UserError(f"{directory}: no checkpoint of step {step}; it has steps "
                       f"{', '.join(map(str, sorted(saved)))}.")
     abstract_model = nnx.eval_shape(
-        lambda: MusAE(config.model, len(genres), rngs=nnx.Rngs(params=0)))
+        lambda: MusAE(config.model, len(genres), rngs=nnx.Rngs(params=0),
+                      num_bars=config.data.bars))
     graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
 
     def restore(saved_step: int):
