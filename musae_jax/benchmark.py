@@ -3,7 +3,8 @@ r"""Times the real training step and prints one JSON line.
   python -m musae_jax.benchmark --bars=2 --hidden=256 --latent=128 --batch=64 \
       [--prior=gaussian|flower] [--dtype=float32|bfloat16] [--steps=10 --warmup=2] [--impl=auto]
       [--decoder=flat|hierarchical [--conductor_hidden=512 --conductor_layers=2]]
-      [--encoder=flat|hierarchical [--encoder_summary=N]]
+      [--encoder=flat|hierarchical [--encoder_summary=N | --bar_reader=concat]]
+      [--conductor=lstm|linear]
 
 The timed function is the one the trainer jits, musae_jax.step.make_train_step, on synthetic
 batches of random tokens made (and put on the device) before timing, rotating over a few so that
@@ -56,18 +57,27 @@ _ENCODER = flags.DEFINE_enum("encoder", "flat", ["flat", "hierarchical"],
 _ENCODER_SUMMARY = flags.DEFINE_integer(
     "encoder_summary", 0,
     "--encoder=hierarchical: units of the biLSTM layer over the bars (0 = --hidden).")
+_BAR_READER = flags.DEFINE_enum("bar_reader", "lstm", ["lstm", "concat"],
+                                "--encoder=hierarchical: a biLSTM over the bars' summaries, or z's "
+                                "heads reading them side by side.")
+_CONDUCTOR = flags.DEFINE_enum("conductor", "lstm", ["lstm", "linear"],
+                               "--decoder=hierarchical: an LSTM conductor, or one linear map of z "
+                               "per bar.")
 
 _ROTATING_BATCHES = 4
 
 
 def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layers: int,
                      conductor_hidden: int = 0, conductor_layers: int = 0,
-                     hierarchical_encoder: bool = False, encoder_summary: int = 0) -> dict:
+                     hierarchical_encoder: bool = False, encoder_summary: int = 0,
+                     bar_reader: str = "lstm", conductor: str = "lstm") -> dict:
   """Analytic forward matmul FLOPs per window, as the PyTorch reference counts them; with
   conductor_hidden, of the hierarchical decoder (a conductor step per bar; the track decoders
   read [z, the bar's embedding] and start each bar from the embedding); with
   hierarchical_encoder, plus the biLSTM layer over the bars' summaries (the stack does the same
-  work bar by bar) of encoder_summary units (0: hidden) and the heads reading its states.
+  work bar by bar) of encoder_summary units (0: hidden) and the heads reading its states, or
+  (bar_reader="concat") heads reading every bar's summary; conductor="linear" is one matmul of z
+  to every bar's embedding.
 
   LSTM: 2 * 4H * (in + H) per step, direction and layer; 1 multiply-add = 2 FLOPs.
   """
@@ -75,16 +85,20 @@ def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layer
   lstm = lambda inputs, units=hidden: 2 * 4 * units * (inputs + units)
   encoder = steps * 2 * (lstm(tracks * NUM_CLASSES) + (layers - 1) * lstm(2 * hidden))
   summary = (encoder_summary or hidden) if hierarchical_encoder else hidden
-  encoder += 2 * 2 * (2 * summary) * latent  # mu and log-variance heads
   bars = steps // STEPS_PER_BAR
-  if hierarchical_encoder:
+  concatenates = hierarchical_encoder and bar_reader == "concat"
+  heads_input = bars * 2 * hidden if concatenates else 2 * summary
+  encoder += 2 * 2 * heads_input * latent  # mu and log-variance heads
+  if hierarchical_encoder and not concatenates:
     encoder += bars * 2 * lstm(2 * hidden, summary)
   initial_states = (bars * 2 * conductor_hidden * hidden if conductor_hidden else
                     2 * latent * hidden)
   decoder_track = (steps * (lstm(latent + conductor_hidden) + (layers - 1) * lstm(hidden)) +
                    initial_states + steps * 2 * hidden * NUM_CLASSES)
   decoder = tracks * decoder_track
-  if conductor_hidden:
+  if conductor_hidden and conductor == "linear":
+    decoder += 2 * latent * bars * conductor_hidden
+  elif conductor_hidden:
     decoder += (bars * (lstm(latent, conductor_hidden) +
                         (conductor_layers - 1) * lstm(conductor_hidden, conductor_hidden)) +
                 2 * latent * conductor_hidden)
@@ -96,7 +110,7 @@ def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layer
 def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dtype: str,
                 impl: str, layers: int, seed: int, decoder: str = "flat",
                 conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat",
-                encoder_summary: int = 0):
+                encoder_summary: int = 0, bar_reader: str = "lstm", conductor: str = "lstm"):
   config = default_config.get_config()
   config.name = "benchmark"
   config.seed = seed
@@ -115,6 +129,8 @@ def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dty
   config.model.conductor_layers = conductor_layers
   config.model.encoder = encoder
   config.model.encoder_summary_size = encoder_summary
+  config.model.encoder_bar_reader = bar_reader
+  config.model.conductor = conductor
   config.optim.beta_every_steps = 1  # The adversarial term is on (its cost is there anyway).
   return config
 
@@ -136,7 +152,8 @@ def synthetic_batches(batch: int, steps: int, num_genres: int, seed: int, count:
 def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian",
               dtype: str = "float32", impl: str = "auto", genres: int = 32, layers: int = 3,
               seed: int = 0, decoder: str = "flat", conductor_hidden: int = 512,
-              conductor_layers: int = 2, encoder: str = "flat", encoder_summary: int = 0):
+              conductor_layers: int = 2, encoder: str = "flat", encoder_summary: int = 0,
+              bar_reader: str = "lstm", conductor: str = "lstm"):
   """The timed step before compilation: (jitted train step, state, batches on the device, the
   resolved impl). benchmarks/step_profile.py profiles the same step."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -147,8 +164,15 @@ def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gau
   if encoder_summary < 0 or (encoder_summary and encoder != "hierarchical"):
     raise UserError(f"--encoder_summary={encoder_summary} sizes the hierarchical encoder's layer "
                     "over the bars: use it with --encoder=hierarchical, at 0 (= --hidden) or more.")
+  if bar_reader != "lstm" and encoder != "hierarchical":
+    raise UserError(f"--bar_reader={bar_reader} reads the hierarchical encoder's bar summaries: "
+                    "use it with --encoder=hierarchical.")
+  if conductor != "lstm" and decoder != "hierarchical":
+    raise UserError(f"--conductor={conductor} is the hierarchical decoder's: use it with "
+                    "--decoder=hierarchical.")
   config = make_config(bars, hidden, latent, batch, prior, dtype, impl, layers, seed, decoder,
-                       conductor_hidden, conductor_layers, encoder, encoder_summary)
+                       conductor_hidden, conductor_layers, encoder, encoder_summary, bar_reader,
+                       conductor)
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
   graphdef, state = train_step_lib.create_train_state(config, num_genres)
@@ -164,7 +188,7 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
         dtype: str = "float32", steps: int = 10, warmup: int = 2, impl: str = "auto",
         genres: int = 32, layers: int = 3, seed: int = 0, decoder: str = "flat",
         conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat",
-        encoder_summary: int = 0) -> dict:
+        encoder_summary: int = 0, bar_reader: str = "lstm", conductor: str = "lstm") -> dict:
   """Compiles and times the train step; returns the JSON record."""
   import jax  # pylint: disable=g-import-not-at-top
 
@@ -172,7 +196,7 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
       bars=bars, hidden=hidden, latent=latent, batch=batch, prior=prior, dtype=dtype, impl=impl,
       genres=genres, layers=layers, seed=seed, decoder=decoder,
       conductor_hidden=conductor_hidden, conductor_layers=conductor_layers, encoder=encoder,
-      encoder_summary=encoder_summary)
+      encoder_summary=encoder_summary, bar_reader=bar_reader, conductor=conductor)
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
   device = jax.devices()[0]
@@ -197,7 +221,8 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
                            conductor_hidden if hierarchical else 0,
                            conductor_layers if hierarchical else 0,
                            hierarchical_encoder=encoder == "hierarchical",
-                           encoder_summary=encoder_summary)
+                           encoder_summary=encoder_summary, bar_reader=bar_reader,
+                           conductor=conductor)
   memory = device.memory_stats() or {}
   analysis = compiled.memory_analysis()
   return {
@@ -221,9 +246,10 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
                  "batch": batch, "prior": prior, "dtype": dtype, "layers": layers,
                  "genres": num_genres, "steps": steps, "warmup": warmup, "seed": seed,
                  "decoder": decoder, "encoder": encoder,
-                 **({"encoder_summary": encoder_summary} if encoder == "hierarchical" else {}),
-                 **({"conductor_hidden": conductor_hidden, "conductor_layers": conductor_layers}
-                    if hierarchical else {})},
+                 **({"encoder_summary": encoder_summary, "bar_reader": bar_reader}
+                    if encoder == "hierarchical" else {}),
+                 **({"conductor_hidden": conductor_hidden, "conductor_layers": conductor_layers,
+                     "conductor": conductor} if hierarchical else {})},
   }
 
 
@@ -231,7 +257,8 @@ def _benchmark() -> None:
   record = run(_BARS.value, _HIDDEN.value, _LATENT.value, _BATCH.value, _PRIOR.value,
                _DTYPE.value, _STEPS.value, _WARMUP.value, _IMPL.value, _GENRES.value,
                _LAYERS.value, _SEED.value, _DECODER.value, _CONDUCTOR_HIDDEN.value,
-               _CONDUCTOR_LAYERS.value, _ENCODER.value, _ENCODER_SUMMARY.value)
+               _CONDUCTOR_LAYERS.value, _ENCODER.value, _ENCODER_SUMMARY.value,
+               _BAR_READER.value, _CONDUCTOR.value)
   record["keep_freed_memory"] = host_memory.keep_freed_memory()  # Applied by cli.run_tool.
   print(json.dumps(record))
 

@@ -35,6 +35,14 @@ def test_flop_count_matches_the_pytorch_reference():
                                     encoder_summary=512)
   assert wide["encoder"] - both["encoder"] == (16 * 2 * (lstm(2 * 192, 512) - lstm(2 * 192, 192))
                                                + 2 * 2 * 2 * (512 - 192) * 128)
+  # Direct paths: heads reading the 16 summaries side by side instead of the biLSTM over them,
+  # and one matmul of z to the 16 bar embeddings instead of the conductor LSTM.
+  direct = benchmark.flops_per_sample(256, 192, 128, 128, layers=3, hierarchical_encoder=True,
+                                      bar_reader="concat", conductor_hidden=512,
+                                      conductor_layers=2, conductor="linear")
+  assert direct["encoder"] - both["encoder"] == (2 * 2 * (16 * 2 * 192 - 2 * 192) * 128
+                                                 - 16 * 2 * lstm(2 * 192, 192))
+  assert direct["decoder"] - hierarchical["decoder"] == 2 * 128 * 16 * 512 - conductor
 
 
 def test_command_prints_one_json_record():
@@ -56,11 +64,13 @@ def test_command_prints_one_json_record():
   assert record["gflop_per_s"] > 0 and record["final_loss"] > 0
   command += ["--decoder=hierarchical", "--conductor_hidden=12", "--conductor_layers=1",
               "--encoder=hierarchical"]
-  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
-                          check=True)
-  record = json.loads(result.stdout.strip().splitlines()[-1])
-  assert record["config"]["decoder"] == record["config"]["encoder"] == "hierarchical"
-  assert record["config"]["conductor_hidden"] == 12 and record["final_loss"] > 0
+  for direct_paths in ([], ["--bar_reader=concat", "--conductor=linear"]):
+    result = subprocess.run(command + direct_paths, cwd=REPO, capture_output=True, text=True,
+                            timeout=300, check=True)
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["config"]["decoder"] == record["config"]["encoder"] == "hierarchical"
+    assert record["config"]["conductor_hidden"] == 12 and record["final_loss"] > 0
+  assert record["config"]["bar_reader"] == "concat" and record["config"]["conductor"] == "linear"
 
 
 def test_bad_kernel_name_is_one_line_error():
@@ -74,3 +84,7 @@ def test_bad_kernel_name_is_one_line_error():
   assert flat_with_summary.returncode == 2
   assert "use it with --encoder=hierarchical" in flat_with_summary.stderr
   assert "Traceback" not in flat_with_summary.stderr
+  flat_with_linear_conductor = subprocess.run(command[:-1] + ["--conductor=linear"], cwd=REPO,
+                                              capture_output=True, text=True, timeout=300)
+  assert flat_with_linear_conductor.returncode == 2
+  assert "use it with --decoder=hierarchical" in flat_with_linear_conductor.stderr
