@@ -11,7 +11,12 @@ memorise the melodies of a handful of training songs.
 Command:
   python -m musae_jax.main --config=configs/corpus_16bar_direct_gm.py \
       --config.data.midi_dir=../shared/data/midi --config.data.genres_file=../shared/data/genres.json
-Result: see RESULTS.md, "Direct per-bar paths".
+Result (RESULTS.md, "16 bars with direct per-bar paths"): step 4,500 (49 minutes on one core of a
+2-core Intel Xeon, bf16 on AMX tiles), on all 29,718 validation windows of 345 songs by unseen
+artists (`python -m musae_jax.tools.evaluate --workdir=RUN --split=validation --out=DIR`):
+accuracy drums 0.756, bass 0.745, guitar 0.727, strings 0.760 (mean 0.747), note accuracy drums
+0.627, pitched 0.356 (bass 0.473, guitar 0.388, strings 0.206), onset F1 0.471, interpolation
+monotone, genre probe 0.581. Every bar is decoded about equally well.
 """
 
 from configs import corpus_16bar_hier_enc_gm

@@ -104,7 +104,8 @@ class Encoder(nnx.Module):
   reaches z through 16 + bars recurrent steps instead of up to a whole window's, which the flat
   encoder's two final states mostly forget at 16 bars (RESULTS.md, the position analysis). That
   layer's width (summary_size, default hidden_size) bounds the code: z is a linear map of its
-  2 x summary_size final states, whatever N_z is.
+  2 x summary_size final states, whatever N_z is. With bar_reader="concat" there is no layer over
+  the bars: z's heads read all the bars' summaries side by side (num_bars x 2 x hidden_size).
   """
 
   def __init__(self, hidden_size: int, latent_size: int, num_layers: int, *, lstm_impl: str,

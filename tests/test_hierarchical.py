@@ -110,7 +110,10 @@ def test_a_checkpoint_of_the_other_decoder_is_refused_with_the_fields_named():
     checkpointing.check_compatible(saved_hierarchical, hierarchical, "run")
 
 
-def test_a_hierarchical_run_trains_resumes_and_goes_through_the_tools(tmp_path, demo_data_dir):
+# The LSTM paths over the bars, and the direct ones (encoder_bar_reader, conductor).
+@pytest.mark.parametrize("bar_reader,conductor", [("lstm", "lstm"), ("concat", "linear")])
+def test_a_hierarchical_run_trains_resumes_and_goes_through_the_tools(tmp_path, demo_data_dir,
+                                                                      bar_reader, conductor):
   from configs import demo  # pylint: disable=g-import-not-at-top
   from musae_jax import train  # pylint: disable=g-import-not-at-top
   from musae_jax.tools import evaluate  # pylint: disable=g-import-not-at-top
@@ -126,16 +129,18 @@ def test_a_hierarchical_run_trains_resumes_and_goes_through_the_tools(tmp_path, 
   config.num_eval_batches = 1
   config.model.update(hidden_size=16, latent_size=8, critic_hidden_size=8, encoder_layers=1,
                       decoder_layers=1, decoder="hierarchical", conductor_hidden_size=8,
-                      conductor_layers=1, encoder="hierarchical")
+                      conductor_layers=1, encoder="hierarchical",
+                      encoder_bar_reader=bar_reader, conductor=conductor)
   workdir = str(tmp_path / "run")
   metrics = train.train_and_evaluate(config, workdir)
   assert 0.0 < metrics["validation/accuracy/mean"] <= 1.0
   flat = config.copy_and_resolve_references()
-  flat.model.decoder = "flat"
+  flat.model.update(decoder="flat", conductor="lstm")  # A flat decoder has no conductor.
   flat.num_train_steps = 9
   with pytest.raises(UserError, match="model.decoder: checkpoint 'hierarchical' vs config 'flat'"):
     train.train_and_evaluate(flat, workdir)
-  flat.model.update(decoder="hierarchical", encoder="flat")
+  flat.model.update(decoder="hierarchical", conductor=conductor, encoder="flat",
+                    encoder_bar_reader="lstm")
   with pytest.raises(UserError, match="model.encoder: checkpoint 'hierarchical' vs config 'flat'"):
     train.train_and_evaluate(flat, workdir)
 
