@@ -19,6 +19,7 @@ from musae_jax import config_checks
 from musae_jax import lstm
 from musae_jax.model import MusAE
 from tests.train_helpers import assert_loss_and_grads_close
+from tests.train_helpers import assert_new_shape_field_resumes_old_runs_and_refuses_other_values
 from tests.train_helpers import reconstruction_loss_and_grads as loss_and_grads
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -182,12 +183,7 @@ def test_the_linear_conductor_gives_each_bar_its_own_map_of_z():
   # Checkpoints: runs saved before the field had the LSTM conductor; the other is refused.
   config = default.get_config()
   config.model.decoder = "hierarchical"
-  saved = checkpointing.config_to_dict(config)
-  del saved["model"]["conductor"]
-  checkpointing.check_compatible(saved, config, "run")
-  config.model.conductor = "linear"
-  with pytest.raises(UserError, match=r"model.conductor: checkpoint 'lstm' vs config 'linear'"):
-    checkpointing.check_compatible(saved, config, "run")
+  assert_new_shape_field_resumes_old_runs_and_refuses_other_values(config, "conductor", "linear")
   config.model.decoder = "flat"
   with pytest.raises(UserError, match="the flat decoder has none"):
     config_checks.validate(config)

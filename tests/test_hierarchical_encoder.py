@@ -19,6 +19,7 @@ from musae_jax import config_checks
 from musae_jax import lstm
 from musae_jax.model import MusAE
 from tests.train_helpers import assert_loss_and_grads_close
+from tests.train_helpers import assert_new_shape_field_resumes_old_runs_and_refuses_other_values
 from tests.train_helpers import reconstruction_loss_and_grads as loss_and_grads
 
 BATCH = 3
@@ -123,12 +124,8 @@ def test_a_wider_layer_over_the_bars_gives_a_wider_summary():
   # A run saved before the field existed had the default; another width is refused by name.
   config = default.get_config()
   config.model.encoder = "hierarchical"
-  saved = checkpointing.config_to_dict(config)
-  del saved["model"]["encoder_summary_size"]
-  checkpointing.check_compatible(saved, config, "run")
-  config.model.encoder_summary_size = 1024
-  with pytest.raises(UserError, match=r"model.encoder_summary_size: checkpoint 0 vs config 1024"):
-    checkpointing.check_compatible(saved, config, "run")
+  assert_new_shape_field_resumes_old_runs_and_refuses_other_values(config, "encoder_summary_size",
+                                                                   1024)
   # It sizes a layer only the hierarchical encoder has.
   config.model.encoder = "flat"
   with pytest.raises(UserError, match="the flat encoder has none"):
@@ -163,12 +160,8 @@ def test_the_concatenating_bar_reader_gives_z_from_every_bar_summary_side_by_sid
   # Checkpoints: runs saved before the field read with the biLSTM; another reader is refused.
   config = default.get_config()
   config.model.encoder = "hierarchical"
-  saved = checkpointing.config_to_dict(config)
-  del saved["model"]["encoder_bar_reader"]
-  checkpointing.check_compatible(saved, config, "run")
-  config.model.encoder_bar_reader = "concat"
-  with pytest.raises(UserError, match=r"encoder_bar_reader: checkpoint 'lstm' vs config 'concat'"):
-    checkpointing.check_compatible(saved, config, "run")
+  assert_new_shape_field_resumes_old_runs_and_refuses_other_values(config, "encoder_bar_reader",
+                                                                   "concat")
   config_checks.validate(config)
   config.model.encoder_summary_size = 64
   with pytest.raises(UserError, match="which encoder_bar_reader='concat' replaces"):

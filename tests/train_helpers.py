@@ -72,3 +72,17 @@ def assert_loss_and_grads_close(got, want, value_rtol: float, grad_rtol: float):
   np.testing.assert_allclose(got[0], want[0], rtol=value_rtol)
   for got_grad, want_grad in zip(jax.tree.leaves(got[1]), jax.tree.leaves(want[1])):
     np.testing.assert_allclose(got_grad, want_grad, rtol=grad_rtol, atol=1e-6)
+
+
+def assert_new_shape_field_resumes_old_runs_and_refuses_other_values(config, field: str,
+                                                                     value) -> None:
+  """config.model.<field> fixes parameter shapes: a checkpoint saved before the field existed
+  resumes under config's (default) value, and under `value` it is refused with the field named."""
+  import pytest  # pylint: disable=g-import-not-at-top
+  from musae_common.errors import UserError  # pylint: disable=g-import-not-at-top
+  saved = checkpointing.config_to_dict(config)
+  default = saved["model"].pop(field)
+  checkpointing.check_compatible(saved, config, "run")
+  config.model[field] = value
+  with pytest.raises(UserError, match=f"model.{field}: checkpoint {default!r} vs config {value!r}"):
+    checkpointing.check_compatible(saved, config, "run")
