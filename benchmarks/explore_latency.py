@@ -52,7 +52,8 @@ def random_run(hidden: int, layers: int, latent: int) -> runs.Run:
   config.model.latent_size = latent
   config.model.encoder_layers = config.model.decoder_layers = layers
   config.model.prior = "gaussian"
-  graphdef, params = nnx.split(MusAE(config.model, 0, rngs=nnx.Rngs(params=0)), nnx.Param)
+  graphdef, params = nnx.split(MusAE(config.model, 0, rngs=nnx.Rngs(params=0),
+                                     num_bars=config.data.bars), nnx.Param)
   return runs.Run(f"random_h{hidden}_l{layers}_z{latent}", config, [], 0, graphdef, params)
 
 
