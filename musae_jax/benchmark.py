@@ -28,7 +28,6 @@ from absl import logging
 from data_pipeline.tokens import NUM_CLASSES, STEPS_PER_BAR, TRACKS
 from musae_common import cli
 from musae_common import host_memory
-from musae_common.errors import UserError
 from musae_jax import default_config
 from musae_jax import priors
 
@@ -157,22 +156,15 @@ def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gau
   """The timed step before compilation: (jitted train step, state, batches on the device, the
   resolved impl). benchmarks/step_profile.py profiles the same step."""
   import jax  # pylint: disable=g-import-not-at-top
+  from musae_jax import config_checks  # pylint: disable=g-import-not-at-top
   from musae_jax import lstm  # pylint: disable=g-import-not-at-top
   from musae_jax import step as train_step_lib  # pylint: disable=g-import-not-at-top
 
   resolved_impl = lstm.resolve_impl(impl)  # An unknown name fails here, before any work.
-  if encoder_summary < 0 or (encoder_summary and encoder != "hierarchical"):
-    raise UserError(f"--encoder_summary={encoder_summary} sizes the hierarchical encoder's layer "
-                    "over the bars: use it with --encoder=hierarchical, at 0 (= --hidden) or more.")
-  if bar_reader != "lstm" and encoder != "hierarchical":
-    raise UserError(f"--bar_reader={bar_reader} reads the hierarchical encoder's bar summaries: "
-                    "use it with --encoder=hierarchical.")
-  if conductor != "lstm" and decoder != "hierarchical":
-    raise UserError(f"--conductor={conductor} is the hierarchical decoder's: use it with "
-                    "--decoder=hierarchical.")
   config = make_config(bars, hidden, latent, batch, prior, dtype, impl, layers, seed, decoder,
                        conductor_hidden, conductor_layers, encoder, encoder_summary, bar_reader,
                        conductor)
+  config_checks.validate(config)  # The trainer's checks: e.g. a flag only one model kind has.
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
   graphdef, state = train_step_lib.create_train_state(config, num_genres)
