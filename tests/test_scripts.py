@@ -34,6 +34,22 @@ def test_run_analysis(trained_run, script, expected):
   assert expected in out
 
 
+def test_bf16_gradient_error_measures_each_variant_against_float32(trained_run):
+  out = _run("scripts/bf16_gradient_error.py", f"--workdir={trained_run.workdir}",
+             f"--data_dir={trained_run.data_dir}", "--split=train", "--batch_size=1",
+             "--batches=2")
+  from scripts import bf16_gradient_error  # pylint: disable=g-import-not-at-top
+  errors = {}
+  for line in out.splitlines():
+    name = line[:32].strip()
+    if name in bf16_gradient_error.VARIANTS:
+      errors[name] = [float(value) for value in line[32:].split()]
+  assert sorted(errors) == sorted(bf16_gradient_error.VARIANTS), out
+  # Every variant rounds something, so its gradient moves, but by bf16's rounding, not more.
+  assert all(0 < error < 0.5 and 0 < shared < 0.5 and 0 <= accuracy <= 1
+             for error, shared, accuracy, _ in errors.values()), out
+
+
 def test_wrong_drum_confusions_count_kit_groups_and_pairs():
   from scripts import token_errors  # pylint: disable=g-import-not-at-top
   target = np.array([36, 36, 36, 42, 42, 38, 128, 129])

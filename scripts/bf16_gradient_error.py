@@ -1,0 +1,131 @@
+r"""Where bf16 rounding moves a trained run's gradient (RESULTS.md, "Trained in bfloat16"): the
+reconstruction gradient with bf16 matmuls in some parts of the model against the float32
+gradient, on the same parameters, windows and posterior noise.
+
+  python scripts/bf16_gradient_error.py --workdir=RUN --data_dir=DATA [--step=N] \
+      [--batches=16] [--batch_size=32] [--split=validation]
+
+Per variant it prints the error of single-batch gradients (|g_bf16 - g_f32| / |g_f32|), the
+part of it that the batches share (the error of the mean gradient over the batches against the
+mean gradient: rounding noise that averages out leaves ~error / sqrt(batches) x the noise term),
+and, for scale, the float32 gradient's own spread between batches (SGD noise) against its mean.
+A shared error is a bias that training follows step after step; noise it averages out. Beside
+it, the variant's reconstruction of the same windows from their posterior means (accuracy and
+note accuracy): what the rounding costs the trained model's forward pass alone.
+"""
+
+from absl import app
+from absl import flags
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from musae_jax import losses
+from musae_jax.model import MusAE, reparameterize
+from musae_jax.tools import input_windows
+from musae_jax.tools import music_metrics
+from musae_jax.tools import runs
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "The training run.", required=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "The run's built dataset.", required=True)
+_SPLIT = flags.DEFINE_string("split", "validation", "Dataset split.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
+_BATCHES = flags.DEFINE_integer("batches", 16, "Batches of windows (seeded subset).")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Windows per batch.")
+
+# Variant -> the parts computed in bf16 (the critic does not enter the reconstruction gradient).
+# The code heads make mu and log sigma^2 from the encoder's final states; the decoders' initial
+# states are the first matmul that reads z.
+VARIANTS = {
+    "bf16 everywhere": ("encoder", "decoders"),
+    "bf16 in the encoder only": ("encoder",),
+    "bf16 in the decoders only": ("decoders",),
+    "bf16 in the code heads only": ("code heads",),
+    "bf16 in the initial states only": ("initial states",),
+}
+
+
+def model_graph(run: runs.Run, bf16_parts) -> nnx.GraphDef:
+  """The run's model with bf16 matmuls in bf16_parts and float32 elsewhere (same parameters)."""
+  def build(dtype):
+    config = run.config.model.copy_and_resolve_references()
+    config.dtype = dtype
+    return nnx.eval_shape(lambda: MusAE(config, len(run.genres), rngs=nnx.Rngs(params=0),
+                                        num_bars=run.bars))
+  model, bf16 = build("float32"), build("bfloat16")
+  if "encoder" in bf16_parts:
+    model.encoder = bf16.encoder
+  if "decoders" in bf16_parts:
+    model.decoders = bf16.decoders
+  if "code heads" in bf16_parts:
+    model.encoder.mu, model.encoder.logvar = bf16.encoder.mu, bf16.encoder.logvar
+  if "initial states" in bf16_parts:
+    for track in model.decoders:
+      model.decoders[track].initial_state = bf16.decoders[track].initial_state
+  return nnx.split(model, nnx.Param)[0]
+
+
+def reconstruction_gradient(graphdef: nnx.GraphDef):
+  def loss(params, tokens, key):
+    model = nnx.merge(graphdef, params)
+    mu, logvar = model.encode(tokens)
+    logits = model.decode(reparameterize(key, mu, logvar), tokens.shape[1])
+    return losses.reconstruction_loss(logits, tokens)[0]
+  return jax.jit(jax.grad(loss))
+
+
+def reconstruction_scores(graphdef: nnx.GraphDef, params, batches) -> tuple[float, float]:
+  """(accuracy, note accuracy), means over the tracks, decoding the posterior means."""
+  @jax.jit
+  def reconstruct(params, tokens):
+    model = nnx.merge(graphdef, params)
+    return jnp.argmax(model.decode(model.encode(tokens)[0], tokens.shape[1]), axis=-1)
+  counts = music_metrics.ReconstructionCounts()
+  for tokens, _ in batches:
+    counts.update(np.asarray(reconstruct(params, tokens)), np.asarray(tokens))
+  scores = counts.scores()
+  return scores["accuracy"]["mean"], scores["note_accuracy"]["mean"]
+
+
+def flat_gradients(gradient_fn, params, batches) -> np.ndarray:
+  """[batches, parameters] float64: the autoencoder's gradient on each batch."""
+  rows = []
+  for tokens, key in batches:
+    leaves = jax.tree.leaves(gradient_fn(params, tokens, key))
+    rows.append(np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in leaves]))
+  return np.stack(rows)
+
+
+def main(argv):
+  del argv
+  run = runs.load_run(_WORKDIR.value, _STEP.value)
+  count, size = _BATCHES.value, _BATCH_SIZE.value
+  windows = input_windows.split_windows(_DATA_DIR.value, run.bars, _SPLIT.value, count * size)
+  count = len(windows) // size
+  if count < 2:
+    raise SystemExit(f"{_SPLIT.value}: {len(windows)} windows make fewer than 2 batches of {size}.")
+  batches = [(jnp.asarray(windows.tokens[i * size:(i + 1) * size], jnp.int32),
+              jax.random.key(i)) for i in range(count)]
+  params = run.params  # The critic's gradients are zero: it does not enter this loss.
+  float32_graph = model_graph(run, ())
+  reference = flat_gradients(reconstruction_gradient(float32_graph), params, batches)
+  mean = reference.mean(axis=0)
+  sgd_noise = np.sqrt(((reference - mean) ** 2).sum(axis=1).mean()) / np.linalg.norm(mean)
+  print(f"{run.workdir} step {run.step}: {count} batches of {size} {_SPLIT.value} windows; "
+        f"the float32 gradient's spread between batches is {sgd_noise:.2f}x its mean")
+  print(f"{'variant':32s} error per batch   shared error (bias)   accuracy   note accuracy")
+  print(f"{'float32':32s} {'':15s}   {'':19s}   "
+        "{:.4f}     {:.4f}".format(*reconstruction_scores(float32_graph, params, batches)))
+  for name, parts in VARIANTS.items():
+    graphdef = model_graph(run, parts)
+    gradients = flat_gradients(reconstruction_gradient(graphdef), params, batches)
+    error = np.linalg.norm(gradients - reference, axis=1) / np.linalg.norm(reference, axis=1)
+    shared = np.linalg.norm((gradients - reference).mean(axis=0)) / np.linalg.norm(mean)
+    accuracy, note_accuracy = reconstruction_scores(graphdef, params, batches)
+    print(f"{name:32s} {error.mean():.4f}            {shared:.4f}                "
+          f"{accuracy:.4f}     {note_accuracy:.4f}")
+
+
+if __name__ == "__main__":
+  app.run(main)
