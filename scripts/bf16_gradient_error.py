@@ -75,15 +75,13 @@ def reconstruction_gradient(graphdef: nnx.GraphDef):
   return jax.jit(jax.grad(loss))
 
 
-def reconstruction_scores(graphdef: nnx.GraphDef, params, batches) -> tuple[float, float]:
-  """(accuracy, note accuracy), means over the tracks, decoding the posterior means."""
-  @jax.jit
-  def reconstruct(params, tokens):
-    model = nnx.merge(graphdef, params)
-    return jnp.argmax(model.decode(model.encode(tokens)[0], tokens.shape[1]), axis=-1)
+def reconstruction_scores(run: runs.Run, graphdef: nnx.GraphDef, tokens: np.ndarray
+                          ) -> tuple[float, float]:
+  """(accuracy, note accuracy), means over the tracks, of the run's parameters decoding the
+  posterior means through graphdef's model."""
+  variant = runs.Run(run.workdir, run.config, run.genres, run.step, graphdef, run.params)
   counts = music_metrics.ReconstructionCounts()
-  for tokens, _ in batches:
-    counts.update(np.asarray(reconstruct(params, tokens)), np.asarray(tokens))
+  counts.update(variant.reconstruct(tokens), tokens)
   scores = counts.scores()
   return scores["accuracy"]["mean"], scores["note_accuracy"]["mean"]
 
@@ -105,8 +103,9 @@ def main(argv):
   count = len(windows) // size
   if count < 2:
     raise SystemExit(f"{_SPLIT.value}: {len(windows)} windows make fewer than 2 batches of {size}.")
-  batches = [(jnp.asarray(windows.tokens[i * size:(i + 1) * size], jnp.int32),
-              jax.random.key(i)) for i in range(count)]
+  tokens = windows.tokens[:count * size]
+  batches = [(jnp.asarray(tokens[i * size:(i + 1) * size], jnp.int32), jax.random.key(i))
+             for i in range(count)]
   params = run.params  # The critic's gradients are zero: it does not enter this loss.
   float32_graph = model_graph(run, ())
   reference = flat_gradients(reconstruction_gradient(float32_graph), params, batches)
@@ -116,13 +115,13 @@ def main(argv):
         f"the float32 gradient's spread between batches is {sgd_noise:.2f}x its mean")
   print(f"{'variant':32s} error per batch   shared error (bias)   accuracy   note accuracy")
   print(f"{'float32':32s} {'':15s}   {'':19s}   "
-        "{:.4f}     {:.4f}".format(*reconstruction_scores(float32_graph, params, batches)))
+        "{:.4f}     {:.4f}".format(*reconstruction_scores(run, float32_graph, tokens)))
   for name, parts in VARIANTS.items():
     graphdef = model_graph(run, parts)
     gradients = flat_gradients(reconstruction_gradient(graphdef), params, batches)
     error = np.linalg.norm(gradients - reference, axis=1) / np.linalg.norm(reference, axis=1)
     shared = np.linalg.norm((gradients - reference).mean(axis=0)) / np.linalg.norm(mean)
-    accuracy, note_accuracy = reconstruction_scores(graphdef, params, batches)
+    accuracy, note_accuracy = reconstruction_scores(run, graphdef, tokens)
     print(f"{name:32s} {error.mean():.4f}            {shared:.4f}                "
           f"{accuracy:.4f}     {note_accuracy:.4f}")
 
