@@ -7,11 +7,13 @@ gradient, on the same parameters, windows and posterior noise.
 
 Per variant it prints the error of single-batch gradients (|g_bf16 - g_f32| / |g_f32|), the
 part of it that the batches share (the error of the mean gradient over the batches against the
-mean gradient: rounding noise that averages out leaves ~error / sqrt(batches) x the noise term),
-and, for scale, the float32 gradient's own spread between batches (SGD noise) against its mean.
-A shared error is a bias that training follows step after step; noise it averages out. Beside
-it, the variant's reconstruction of the same windows from their posterior means (accuracy and
-note accuracy): what the rounding costs the trained model's forward pass alone.
+mean gradient), what that shared part would be if the errors were independent noise (their RMS
+over sqrt(batches), against the mean gradient), and, for scale, the float32 gradient's own
+spread between batches (SGD noise) against its mean. A shared error above the noise level is a
+bias that training follows step after step; noise it averages out. One variant locates it:
+float32 matmuls at the weights rounded to their nearest bf16 values. Beside it, the
+variant's reconstruction of the same windows from their posterior means (accuracy and note
+accuracy): what the rounding costs the trained model's forward pass alone.
 """
 
 from absl import app
@@ -34,16 +36,26 @@ _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest
 _BATCHES = flags.DEFINE_integer("batches", 16, "Batches of windows (seeded subset).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Windows per batch.")
 
-# Variant -> the parts computed in bf16 (the critic does not enter the reconstruction gradient).
-# The code heads make mu and log sigma^2 from the encoder's final states; the decoders' initial
-# states are the first matmul that reads z.
+# Variant -> (the parts computed in bf16, whether the weight matrices are first rounded to their
+# nearest bf16 values). The critic does not enter the reconstruction gradient. The code heads make
+# mu and log sigma^2 from the encoder's final states; the decoders' initial states are the first
+# matmul that reads z.
+BF16 = ("encoder", "decoders")
 VARIANTS = {
-    "bf16 everywhere": ("encoder", "decoders"),
-    "bf16 in the encoder only": ("encoder",),
-    "bf16 in the decoders only": ("decoders",),
-    "bf16 in the code heads only": ("code heads",),
-    "bf16 in the initial states only": ("initial states",),
+    "bf16 everywhere": (BF16, False),
+    "bf16 in the encoder only": (("encoder",), False),
+    "bf16 in the decoders only": (("decoders",), False),
+    "bf16 in the code heads only": (("code heads",), False),
+    "bf16 in the initial states only": (("initial states",), False),
+    "float32, weights rounded to nearest": ((), True),
 }
+
+
+def weights_rounded_to_nearest(params):
+  """params with each float32 matrix (a matmul operand) rounded to its nearest bf16 values, as
+  a bf16 matmul's cast rounds it, the same way for every batch."""
+  return jax.tree.map(lambda x: x.astype(jnp.bfloat16).astype(x.dtype)
+                      if x.dtype == jnp.float32 and x.ndim >= 2 else x, params)
 
 
 def model_graph(run: runs.Run, bf16_parts) -> nnx.GraphDef:
@@ -75,11 +87,12 @@ def reconstruction_gradient(graphdef: nnx.GraphDef):
   return jax.jit(jax.grad(loss))
 
 
-def reconstruction_scores(run: runs.Run, graphdef: nnx.GraphDef, tokens: np.ndarray
-                          ) -> tuple[float, float]:
-  """(accuracy, note accuracy), means over the tracks, of the run's parameters decoding the
-  posterior means through graphdef's model."""
-  variant = runs.Run(run.workdir, run.config, run.genres, run.step, graphdef, run.params)
+def reconstruction_scores(run: runs.Run, graphdef: nnx.GraphDef, tokens: np.ndarray,
+                          params=None) -> tuple[float, float]:
+  """(accuracy, note accuracy), means over the tracks, of params (default: the run's) decoding
+  the posterior means through graphdef's model."""
+  params = run.params if params is None else params
+  variant = runs.Run(run.workdir, run.config, run.genres, run.step, graphdef, params)
   counts = music_metrics.ReconstructionCounts()
   counts.update(variant.reconstruct(tokens), tokens)
   scores = counts.scores()
@@ -113,16 +126,20 @@ def main(argv):
   sgd_noise = np.sqrt(((reference - mean) ** 2).sum(axis=1).mean()) / np.linalg.norm(mean)
   print(f"{run.workdir} step {run.step}: {count} batches of {size} {_SPLIT.value} windows; "
         f"the float32 gradient's spread between batches is {sgd_noise:.2f}x its mean")
-  print(f"{'variant':32s} error per batch   shared error (bias)   accuracy   note accuracy")
-  print(f"{'float32':32s} {'':15s}   {'':19s}   "
+  print(f"{'variant':38s} error per batch   shared error   as noise alone   accuracy   "
+        "note accuracy")
+  print(f"{'float32':38s} {'':15s}   {'':12s}   {'':14s}   "
         "{:.4f}     {:.4f}".format(*reconstruction_scores(run, float32_graph, tokens)))
-  for name, parts in VARIANTS.items():
+  for name, (parts, round_first) in VARIANTS.items():
     graphdef = model_graph(run, parts)
-    gradients = flat_gradients(reconstruction_gradient(graphdef), params, batches)
+    variant_params = weights_rounded_to_nearest(params) if round_first else params
+    gradients = flat_gradients(reconstruction_gradient(graphdef), variant_params, batches)
     error = np.linalg.norm(gradients - reference, axis=1) / np.linalg.norm(reference, axis=1)
     shared = np.linalg.norm((gradients - reference).mean(axis=0)) / np.linalg.norm(mean)
-    accuracy, note_accuracy = reconstruction_scores(run, graphdef, tokens)
-    print(f"{name:32s} {error.mean():.4f}            {shared:.4f}                "
+    noise = (np.sqrt(((gradients - reference) ** 2).sum(axis=1).mean() / count) /
+             np.linalg.norm(mean))
+    accuracy, note_accuracy = reconstruction_scores(run, graphdef, tokens, variant_params)
+    print(f"{name:38s} {error.mean():.4f}            {shared:.4f}         {noise:.4f}           "
           f"{accuracy:.4f}     {note_accuracy:.4f}")
 
 

@@ -40,14 +40,15 @@ def test_bf16_gradient_error_measures_each_variant_against_float32(trained_run):
              "--batches=2")
   # (The script is not imported here: its absl flags would clash with the other scripts'.)
   rows = out.split("note accuracy\n", 1)[1].splitlines()
-  errors = {row[:32].strip(): [float(value) for value in row[32:].split()] for row in rows}
+  errors = {row[:38].strip(): [float(value) for value in row[38:].split()] for row in rows}
   assert len(errors.pop("float32")) == 2, out  # Its reconstruction only.
   assert sorted(errors) == sorted([
       "bf16 everywhere", "bf16 in the encoder only", "bf16 in the decoders only",
-      "bf16 in the code heads only", "bf16 in the initial states only"]), out
+      "bf16 in the code heads only", "bf16 in the initial states only",
+      "float32, weights rounded to nearest"]), out
   # Every variant rounds something, so its gradient moves, but by bf16's rounding, not more.
-  assert all(0 < error < 0.5 and 0 < shared < 0.5 and 0 <= accuracy <= 1
-             for error, shared, accuracy, _ in errors.values()), out
+  assert all(0 < error < 0.5 and 0 < shared < 0.5 and 0 < noise < 0.5 and 0 <= accuracy <= 1
+             for error, shared, noise, accuracy, _ in errors.values()), out
 
 
 def test_wrong_drum_confusions_count_kit_groups_and_pairs():
