@@ -4,7 +4,7 @@ r"""Times the real training step and prints one JSON line.
       [--prior=gaussian|flower] [--dtype=float32|bfloat16] [--steps=10 --warmup=2] [--impl=auto]
       [--decoder=flat|hierarchical [--conductor_hidden=512 --conductor_layers=2]]
       [--encoder=flat|hierarchical [--encoder_summary=N | --bar_reader=concat]]
-      [--conductor=lstm|linear]
+      [--conductor=lstm|linear] [--weight_rounding=nearest|stochastic]
 
 The timed function is the one the trainer jits, musae_jax.step.make_train_step, on synthetic
 batches of random tokens made (and put on the device) before timing, rotating over a few so that
@@ -59,6 +59,9 @@ _ENCODER_SUMMARY = flags.DEFINE_integer(
 _BAR_READER = flags.DEFINE_enum("bar_reader", "lstm", ["lstm", "concat"],
                                 "--encoder=hierarchical: a biLSTM over the bars' summaries, or z's "
                                 "heads reading them side by side.")
+_WEIGHT_ROUNDING = flags.DEFINE_enum(
+    "weight_rounding", "nearest", ["nearest", "stochastic"],
+    "How bf16 matmuls round the weights (config.model.weight_rounding).")
 _CONDUCTOR = flags.DEFINE_enum("conductor", "lstm", ["lstm", "linear"],
                                "--decoder=hierarchical: an LSTM conductor, or one linear map of z "
                                "per bar.")
@@ -109,7 +112,8 @@ def flops_per_sample(steps: int, hidden: int, latent: int, critic_in: int, layer
 def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dtype: str,
                 impl: str, layers: int, seed: int, decoder: str = "flat",
                 conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat",
-                encoder_summary: int = 0, bar_reader: str = "lstm", conductor: str = "lstm"):
+                encoder_summary: int = 0, bar_reader: str = "lstm", conductor: str = "lstm",
+                weight_rounding: str = "nearest"):
   config = default_config.get_config()
   config.name = "benchmark"
   config.seed = seed
@@ -122,6 +126,7 @@ def make_config(bars: int, hidden: int, latent: int, batch: int, prior: str, dty
   config.model.decoder_layers = layers
   config.model.prior = prior
   config.model.dtype = dtype
+  config.model.weight_rounding = weight_rounding
   config.model.lstm_impl = impl
   config.model.decoder = decoder
   config.model.conductor_hidden_size = conductor_hidden
@@ -152,7 +157,7 @@ def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gau
               dtype: str = "float32", impl: str = "auto", genres: int = 32, layers: int = 3,
               seed: int = 0, decoder: str = "flat", conductor_hidden: int = 512,
               conductor_layers: int = 2, encoder: str = "flat", encoder_summary: int = 0,
-              bar_reader: str = "lstm", conductor: str = "lstm"):
+              bar_reader: str = "lstm", conductor: str = "lstm", weight_rounding: str = "nearest"):
   """The timed step before compilation: (jitted train step, state, batches on the device, the
   resolved impl). benchmarks/step_profile.py profiles the same step."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -163,7 +168,7 @@ def make_step(bars: int, hidden: int, latent: int, batch: int, prior: str = "gau
   resolved_impl = lstm.resolve_impl(impl)  # An unknown name fails here, before any work.
   config = make_config(bars, hidden, latent, batch, prior, dtype, impl, layers, seed, decoder,
                        conductor_hidden, conductor_layers, encoder, encoder_summary, bar_reader,
-                       conductor)
+                       conductor, weight_rounding)
   config_checks.validate(config)  # The trainer's checks: e.g. a flag only one model kind has.
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
@@ -180,7 +185,8 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
         dtype: str = "float32", steps: int = 10, warmup: int = 2, impl: str = "auto",
         genres: int = 32, layers: int = 3, seed: int = 0, decoder: str = "flat",
         conductor_hidden: int = 512, conductor_layers: int = 2, encoder: str = "flat",
-        encoder_summary: int = 0, bar_reader: str = "lstm", conductor: str = "lstm") -> dict:
+        encoder_summary: int = 0, bar_reader: str = "lstm", conductor: str = "lstm",
+        weight_rounding: str = "nearest") -> dict:
   """Compiles and times the train step; returns the JSON record."""
   import jax  # pylint: disable=g-import-not-at-top
 
@@ -188,7 +194,8 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
       bars=bars, hidden=hidden, latent=latent, batch=batch, prior=prior, dtype=dtype, impl=impl,
       genres=genres, layers=layers, seed=seed, decoder=decoder,
       conductor_hidden=conductor_hidden, conductor_layers=conductor_layers, encoder=encoder,
-      encoder_summary=encoder_summary, bar_reader=bar_reader, conductor=conductor)
+      encoder_summary=encoder_summary, bar_reader=bar_reader, conductor=conductor,
+      weight_rounding=weight_rounding)
   num_genres = genres if prior == "flower" else 0
   num_steps = bars * STEPS_PER_BAR
   device = jax.devices()[0]
@@ -238,6 +245,7 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
                  "batch": batch, "prior": prior, "dtype": dtype, "layers": layers,
                  "genres": num_genres, "steps": steps, "warmup": warmup, "seed": seed,
                  "decoder": decoder, "encoder": encoder,
+                 **({"weight_rounding": weight_rounding} if dtype != "float32" else {}),
                  **({"encoder_summary": encoder_summary, "bar_reader": bar_reader}
                     if encoder == "hierarchical" else {}),
                  **({"conductor_hidden": conductor_hidden, "conductor_layers": conductor_layers,
@@ -250,7 +258,7 @@ def _benchmark() -> None:
                _DTYPE.value, _STEPS.value, _WARMUP.value, _IMPL.value, _GENRES.value,
                _LAYERS.value, _SEED.value, _DECODER.value, _CONDUCTOR_HIDDEN.value,
                _CONDUCTOR_LAYERS.value, _ENCODER.value, _ENCODER_SUMMARY.value,
-               _BAR_READER.value, _CONDUCTOR.value)
+               _BAR_READER.value, _CONDUCTOR.value, _WEIGHT_ROUNDING.value)
   record["keep_freed_memory"] = host_memory.keep_freed_memory()  # Applied by cli.run_tool.
   print(json.dumps(record))
 

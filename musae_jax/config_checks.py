@@ -8,6 +8,7 @@ from musae_jax import lstm
 from musae_jax import model
 from musae_jax import priors
 from musae_jax import step
+from musae_jax import weight_rounding
 
 # Each choice is read from the module that implements it.
 _CHOICES = {
@@ -15,6 +16,7 @@ _CHOICES = {
     "model.prior": priors.PRIORS,
     "model.dtype": model.DTYPE_CHOICES,
     "model.matmul_precision": model.MATMUL_PRECISIONS,
+    "model.weight_rounding": weight_rounding.ROUNDING_CHOICES,
     "model.decoder": model.DECODERS,
     "model.encoder": model.ENCODERS,
     "model.encoder_bar_reader": model.BAR_READERS,

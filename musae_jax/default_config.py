@@ -78,6 +78,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Compute dtype of the matmuls: "float32", "bfloat16" (float32 accumulation, parameters and
   # optimizer state), or "auto": bfloat16 on a CPU with bf16 dot instructions, else float32.
   config.model.dtype = "float32"
+  # How bf16 matmuls round the float32 weights: "nearest" (a cast) or "stochastic" (a fresh draw
+  # each step: no rounding bias in the gradient, see weight_rounding.py). Ignored in float32.
+  config.model.weight_rounding = "nearest"
   # float32 matmuls' precision: "default" (TF32 on GPUs that have it), "highest" (full float32).
   config.model.matmul_precision = "default"
 

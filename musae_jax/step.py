@@ -23,7 +23,8 @@ import optax
 from data_pipeline.tokens import TRACKS
 from musae_jax import losses
 from musae_jax import priors
-from musae_jax.model import MusAE, reparameterize
+from musae_jax import weight_rounding
+from musae_jax.model import MusAE, compute_dtype, reparameterize
 
 LR_SCHEDULES = ("exponential", "inverse_time")  # config.optim.lr_schedule's choices.
 CRITIC = "critic_net"  # The MusAE attribute holding the critic; everything else is autoencoder.
@@ -127,6 +128,12 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
   critic_optimizer = make_optimizer(optim, optim.critic_steps)
   lr_fn = learning_rate_schedule(optim)
   beta_fn = beta_schedule(optim)
+  rounds_weights = (model_config.get("weight_rounding", "nearest") == "stochastic" and
+                    compute_dtype(model_config) == jnp.bfloat16)
+
+  def bf16_weights(params, key):
+    """params as the bf16 matmuls will see them: stochastically rounded if configured."""
+    return weight_rounding.round_weights(params, key) if rounds_weights else params
 
   def sample_prior(key, batch, components):
     return priors.sample_prior(key, prior, model_config.latent_size, batch, components,
@@ -140,6 +147,7 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
     key_eps, key_component, key_critic = jax.random.split(step_key, 3)
     # Its own stream, so that the other keys stay those of runs without dropout.
     key_dropout = jax.random.fold_in(step_key, 3) if uses_dropout else None
+    key_rounding = jax.random.fold_in(step_key, 4)  # Likewise.
     autoencoder, critic = split_params(state.params)
     if num_components:
       components = priors.draw_components(key_component, batch["genres"])
@@ -149,7 +157,8 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
     beta = beta_fn(state.step)
 
     def autoencoder_loss(autoencoder):
-      model = nnx.merge(graphdef, autoencoder, critic)
+      model = nnx.merge(graphdef, bf16_weights(autoencoder, _part_key(key_rounding, 0)),
+                        bf16_weights(critic, _part_key(key_rounding, 1)))
       mu, logvar = model.encode(tokens, _part_key(key_dropout, 0))
       z = reparameterize(key_eps, mu, logvar)
       logits = model.decode(z, num_steps, _part_key(key_dropout, 1))
@@ -163,8 +172,9 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
     (total, aux), ae_grads = jax.value_and_grad(autoencoder_loss, has_aux=True)(autoencoder)
     mu, logvar = jax.lax.stop_gradient((aux["mu"], aux["logvar"]))
 
-    def critic_loss(critic, key, z_fake):
+    def critic_loss(critic, key, z_fake, rounding_key):
       key_prior, key_alpha = jax.random.split(key)
+      critic = bf16_weights(critic, rounding_key)
       critic_fn = lambda z: nnx.merge(graphdef, autoencoder, critic).critic(z, components_one_hot)
       z_real = sample_prior(key_prior, batch_size, components)
       wasserstein = losses.critic_wasserstein_loss(critic_fn(z_real), critic_fn(z_fake))
@@ -180,7 +190,7 @@ def make_train_step(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
       if i > 0:  # Fresh codes of the same windows for the extra critic updates.
         z_fake = reparameterize(jax.random.fold_in(key_i, 1), mu, logvar)
       (loss_c, penalty), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-          critic, jax.random.fold_in(key_i, 0), z_fake)
+          critic, jax.random.fold_in(key_i, 0), z_fake, _part_key(key_rounding, 2 + i))
       updates, critic_opt_state = critic_optimizer.update(critic_grads, critic_opt_state, critic)
       critic = optax.apply_updates(critic, updates)
       critic_metrics.append((loss_c, penalty, optax.tree.norm(critic_grads)))

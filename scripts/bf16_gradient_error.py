@@ -10,8 +10,10 @@ part of it that the batches share (the error of the mean gradient over the batch
 mean gradient), what that shared part would be if the errors were independent noise (their RMS
 over sqrt(batches), against the mean gradient), and, for scale, the float32 gradient's own
 spread between batches (SGD noise) against its mean. A shared error above the noise level is a
-bias that training follows step after step; noise it averages out. One variant locates it:
-float32 matmuls at the weights rounded to their nearest bf16 values. Beside it, the
+bias that training follows step after step; noise it averages out. Two variants locate it:
+float32 matmuls at the weights rounded to their nearest bf16 values, and bf16 matmuls at the
+weights rounded stochastically, a fresh draw per batch as training draws one per step
+(config.model.weight_rounding). Beside it, the
 variant's reconstruction of the same windows from their posterior means (accuracy and note
 accuracy): what the rounding costs the trained model's forward pass alone.
 """
@@ -24,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from musae_jax import losses
+from musae_jax import weight_rounding
 from musae_jax.model import MusAE, reparameterize
 from musae_jax.tools import input_windows
 from musae_jax.tools import music_metrics
@@ -36,26 +39,32 @@ _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest
 _BATCHES = flags.DEFINE_integer("batches", 16, "Batches of windows (seeded subset).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Windows per batch.")
 
-# Variant -> (the parts computed in bf16, whether the weight matrices are first rounded to their
-# nearest bf16 values). The critic does not enter the reconstruction gradient. The code heads make
+# Variant -> (the parts computed in bf16, how the weight matrices are first rounded: None,
+# "nearest" or "stochastic"). The critic does not enter the reconstruction gradient. The code heads make
 # mu and log sigma^2 from the encoder's final states; the decoders' initial states are the first
 # matmul that reads z.
 BF16 = ("encoder", "decoders")
 VARIANTS = {
-    "bf16 everywhere": (BF16, False),
-    "bf16 in the encoder only": (("encoder",), False),
-    "bf16 in the decoders only": (("decoders",), False),
-    "bf16 in the code heads only": (("code heads",), False),
-    "bf16 in the initial states only": (("initial states",), False),
-    "float32, weights rounded to nearest": ((), True),
+    "bf16 everywhere": (BF16, None),
+    "bf16 in the encoder only": (("encoder",), None),
+    "bf16 in the decoders only": (("decoders",), None),
+    "bf16 in the code heads only": (("code heads",), None),
+    "bf16 in the initial states only": (("initial states",), None),
+    "float32, weights rounded to nearest": ((), "nearest"),
+    "bf16, weights rounded stochastically": (BF16, "stochastic"),
 }
 
 
-def weights_rounded_to_nearest(params):
-  """params with each float32 matrix (a matmul operand) rounded to its nearest bf16 values, as
-  a bf16 matmul's cast rounds it, the same way for every batch."""
-  return jax.tree.map(lambda x: x.astype(jnp.bfloat16).astype(x.dtype)
-                      if x.dtype == jnp.float32 and x.ndim >= 2 else x, params)
+def rounded_weights(params, rounding: str | None, batch: int):
+  """params as the variant's matmuls see them on the given batch: each float32 matrix (a matmul
+  operand) rounded to its nearest bf16 values, as a cast rounds it the same way for every batch,
+  or stochastically, a fresh draw per batch."""
+  if rounding == "nearest":
+    return jax.tree.map(lambda x: x.astype(jnp.bfloat16).astype(x.dtype)
+                        if x.dtype == jnp.float32 and x.ndim >= 2 else x, params)
+  if rounding == "stochastic":
+    return weight_rounding.round_weights(params, jax.random.key(1_000_000 + batch))
+  return params
 
 
 def model_graph(run: runs.Run, bf16_parts) -> nnx.GraphDef:
@@ -99,11 +108,11 @@ def reconstruction_scores(run: runs.Run, graphdef: nnx.GraphDef, tokens: np.ndar
   return scores["accuracy"]["mean"], scores["note_accuracy"]["mean"]
 
 
-def flat_gradients(gradient_fn, params, batches) -> np.ndarray:
+def flat_gradients(gradient_fn, params, batches, rounding: str | None = None) -> np.ndarray:
   """[batches, parameters] float64: the autoencoder's gradient on each batch."""
   rows = []
-  for tokens, key in batches:
-    leaves = jax.tree.leaves(gradient_fn(params, tokens, key))
+  for i, (tokens, key) in enumerate(batches):
+    leaves = jax.tree.leaves(gradient_fn(rounded_weights(params, rounding, i), tokens, key))
     rows.append(np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in leaves]))
   return np.stack(rows)
 
@@ -130,15 +139,15 @@ def main(argv):
         "note accuracy")
   print(f"{'float32':38s} {'':15s}   {'':12s}   {'':14s}   "
         "{:.4f}     {:.4f}".format(*reconstruction_scores(run, float32_graph, tokens)))
-  for name, (parts, round_first) in VARIANTS.items():
+  for name, (parts, rounding) in VARIANTS.items():
     graphdef = model_graph(run, parts)
-    variant_params = weights_rounded_to_nearest(params) if round_first else params
-    gradients = flat_gradients(reconstruction_gradient(graphdef), variant_params, batches)
+    gradients = flat_gradients(reconstruction_gradient(graphdef), params, batches, rounding)
     error = np.linalg.norm(gradients - reference, axis=1) / np.linalg.norm(reference, axis=1)
     shared = np.linalg.norm((gradients - reference).mean(axis=0)) / np.linalg.norm(mean)
     noise = (np.sqrt(((gradients - reference) ** 2).sum(axis=1).mean() / count) /
              np.linalg.norm(mean))
-    accuracy, note_accuracy = reconstruction_scores(run, graphdef, tokens, variant_params)
+    accuracy, note_accuracy = reconstruction_scores(run, graphdef, tokens,
+                                                    rounded_weights(params, rounding, 0))
     print(f"{name:38s} {error.mean():.4f}            {shared:.4f}         {noise:.4f}           "
           f"{accuracy:.4f}     {note_accuracy:.4f}")
 

@@ -45,7 +45,7 @@ def test_bf16_gradient_error_measures_each_variant_against_float32(trained_run):
   assert sorted(errors) == sorted([
       "bf16 everywhere", "bf16 in the encoder only", "bf16 in the decoders only",
       "bf16 in the code heads only", "bf16 in the initial states only",
-      "float32, weights rounded to nearest"]), out
+      "float32, weights rounded to nearest", "bf16, weights rounded stochastically"]), out
   # Every variant rounds something, so its gradient moves, but by bf16's rounding, not more.
   assert all(0 < error < 0.5 and 0 < shared < 0.5 and 0 < noise < 0.5 and 0 <= accuracy <= 1
              for error, shared, noise, accuracy, _ in errors.values()), out
