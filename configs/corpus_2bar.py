@@ -19,8 +19,9 @@ baseline 0.508); note accuracy drums 0.653, pitched tracks 0.490; onset F1 0.560
 With --config.model.dtype=bfloat16 on a CPU with AVX512-BF16 (RESULTS.md, same data and seed):
 20,000 steps in 58 minutes on a 2-core AMD EPYC Zen 4 (1.6x float32's steps per second),
 accuracy 0.795 mean, note accuracy drums 0.651, pitched 0.473, onset F1 0.552: note accuracy
-0.014 below float32's (two seeds of each on an Intel Xeon with AMX: 0.011 below at step
-10,000), so float32 stays this config's dtype.
+0.014 below float32's (four seeds of each on an Intel Xeon with AMX: 0.008 below on average at
+step 10,000, 0.005 with --config.model.weight_rounding=stochastic), so float32 stays this
+config's dtype.
 """
 
 from configs import default
