@@ -63,11 +63,22 @@ def _rounded_bwd(seed, d_out):
 _rounded_straight_through.defvjp(_rounded_fwd, _rounded_bwd)
 
 
+def _is_weight_matrix(x: jax.Array) -> bool:
+  return x.dtype == jnp.float32 and x.ndim >= 2
+
+
 def round_weights(params, key: jax.Array):
   """params with each float32 matrix stochastically rounded to bf16-exact values, a fresh draw
   per key; the gradient with respect to the result flows to params unchanged."""
   leaves, treedef = jax.tree.flatten(params)
   seeds = jax.random.bits(key, (len(leaves),), jnp.uint32)
-  rounded = [_rounded_straight_through(x, seeds[i]) if x.dtype == jnp.float32 and x.ndim >= 2
-             else x for i, x in enumerate(leaves)]
+  rounded = [_rounded_straight_through(x, seeds[i]) if _is_weight_matrix(x) else x
+             for i, x in enumerate(leaves)]
   return jax.tree.unflatten(treedef, rounded)
+
+
+def round_weights_to_nearest(params):
+  """params with each float32 matrix rounded to its nearest bf16 values (kept in float32): what a
+  bf16 matmul's cast gives, the same for every batch. For measurements, not training."""
+  return jax.tree.map(lambda x: x.astype(jnp.bfloat16).astype(x.dtype)
+                      if _is_weight_matrix(x) else x, params)

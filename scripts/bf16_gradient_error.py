@@ -13,9 +13,9 @@ spread between batches (SGD noise) against its mean. A shared error above the no
 bias that training follows step after step; noise it averages out. Two variants locate it:
 float32 matmuls at the weights rounded to their nearest bf16 values, and bf16 matmuls at the
 weights rounded stochastically, a fresh draw per batch as training draws one per step
-(config.model.weight_rounding). Beside it, the
-variant's reconstruction of the same windows from their posterior means (accuracy and note
-accuracy): what the rounding costs the trained model's forward pass alone.
+(config.model.weight_rounding). Beside it, the variant's reconstruction of the same windows from
+their posterior means (accuracy and note accuracy): what the rounding costs the trained model's
+forward pass alone.
 """
 
 from absl import app
@@ -40,9 +40,9 @@ _BATCHES = flags.DEFINE_integer("batches", 16, "Batches of windows (seeded subse
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Windows per batch.")
 
 # Variant -> (the parts computed in bf16, how the weight matrices are first rounded: None,
-# "nearest" or "stochastic"). The critic does not enter the reconstruction gradient. The code heads make
-# mu and log sigma^2 from the encoder's final states; the decoders' initial states are the first
-# matmul that reads z.
+# "nearest" or "stochastic"). The critic does not enter the reconstruction gradient. The code
+# heads make mu and log sigma^2 from the encoder's final states; the decoders' initial states
+# are the first matmul that reads z.
 BF16 = ("encoder", "decoders")
 VARIANTS = {
     "bf16 everywhere": (BF16, None),
@@ -60,8 +60,7 @@ def rounded_weights(params, rounding: str | None, batch: int):
   operand) rounded to its nearest bf16 values, as a cast rounds it the same way for every batch,
   or stochastically, a fresh draw per batch."""
   if rounding == "nearest":
-    return jax.tree.map(lambda x: x.astype(jnp.bfloat16).astype(x.dtype)
-                        if x.dtype == jnp.float32 and x.ndim >= 2 else x, params)
+    return weight_rounding.round_weights_to_nearest(params)
   if rounding == "stochastic":
     return weight_rounding.round_weights(params, jax.random.key(1_000_000 + batch))
   return params

@@ -76,8 +76,7 @@ def test_stochastic_rounding_removes_the_gradient_bias_of_rounding_to_nearest():
     return jnp.concatenate([jnp.ravel(g) for g in jax.tree.leaves(jax.grad(loss)(params))])
 
   exact = gradient(params)
-  nearest = gradient(jax.tree.map(
-      lambda x: x.astype(jnp.bfloat16).astype(jnp.float32) if x.ndim >= 2 else x, params))
+  nearest = gradient(weight_rounding.round_weights_to_nearest(params))
   stochastic = jnp.mean(jnp.stack([
       gradient(weight_rounding.round_weights(params, jax.random.key(k))) for k in range(32)]), 0)
   nearest_error = float(jnp.linalg.norm(nearest - exact))
