@@ -27,7 +27,7 @@ def get_config():
   config.name = "corpus_16bar_direct_gm"
   config.num_train_steps = 4_500  # The hierarchical runs' budget.
   config.model.latent_size = 512  # N_z at 16 bars (paper, MusicVAE): 32 numbers per bar.
-  config.model.dtype = "auto"  # bf16 matmuls where the fused kernel runs them, else float32.
+  config.model.dtype = "auto"  # bf16 matmuls where they pay (lstm_cpu.BF16_PAYS), else float32.
   config.model.encoder_bar_reader = "concat"  # z's heads read every bar's summary directly.
   config.model.conductor = "linear"  # Each bar's embedding: tanh of its own linear map of z.
   return config

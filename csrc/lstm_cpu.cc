@@ -506,6 +506,20 @@ extern "C" int musae_lstm_cpu_vector_width() { return Current().vector_width; }
 // 1 when the level in use has bf16 matmuls (a call with bf16=true runs them), else 0.
 extern "C" int musae_lstm_cpu_bf16_matmuls() { return Current().forward_rows_bf16 != nullptr; }
 
+// The multiply-adds a second of the CPU's bf16 dot instruction (VDPBF16PS) over those of its
+// float32 FMA, measured once on first call (under a millisecond); 0 where the CPU has no
+// AVX512-BF16 (or the build is not for x86). About 2 on AMD Zen 4, where a 512-bit FMA issues at
+// half the rate of a 256-bit one, about 1 on Intel cores with two 512-bit FMA units, where bf16
+// dots (without AMX tiles) only add conversions: the Python loader's test of whether bf16 pays.
+extern "C" double musae_lstm_cpu_bf16_dot_speedup() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const double speedup = CpuRuns(kAvx512Bf16Level) ? Avx512Bf16DotSpeedup() : 0.0;
+  return speedup;
+#else
+  return 0.0;
+#endif
+}
+
 // The levels this build has, widest first, separated by commas (e.g. "avx512,avx2,avx,generic").
 extern "C" const char* musae_lstm_cpu_compiled_isas() {
   static const std::string names = [] {

@@ -76,7 +76,8 @@ def get_config() -> ml_collections.ConfigDict:
   # LSTM kernel: "auto", "cpu_fused", "scan" (custom VJP), "reference", "cudnn" (GPU reference).
   config.model.lstm_impl = "auto"
   # Compute dtype of the matmuls: "float32", "bfloat16" (float32 accumulation, parameters and
-  # optimizer state), or "auto": bfloat16 on a CPU with bf16 dot instructions, else float32.
+  # optimizer state), or "auto": bfloat16 where bf16 matmuls pay (AMX tiles, or bf16 dot
+  # instructions faster than float32 FMAs: lstm_cpu.BF16_PAYS), else float32.
   config.model.dtype = "float32"
   # How bf16 matmuls round the float32 weights: "nearest" (a cast) or "stochastic" (a fresh draw
   # each step: no rounding bias in the gradient, see weight_rounding.py). Ignored in float32.

@@ -183,6 +183,13 @@ def runs_bf16_matmuls(impl: str, hidden_size: int) -> bool:
           _lstm_cpu().BF16_MATMULS)
 
 
+def bf16_pays(impl: str, hidden_size: int) -> bool:
+  """Whether such an LSTM runs bf16 matmuls here (runs_bf16_matmuls) that are also faster than its
+  float32 ones: AMX tiles, or bf16 dot instructions that out-run float32 FMAs (lstm_cpu.BF16_PAYS;
+  on an Intel Xeon without AMX they run at half the rate)."""
+  return runs_bf16_matmuls(impl, hidden_size) and _lstm_cpu().BF16_PAYS
+
+
 def _cpu_fused_built() -> bool:
   return _lstm_cpu().AVAILABLE
 

@@ -15,7 +15,10 @@ its three recurrent matmuls on bf16 operands with float32 accumulation at a leve
 instructions ("avx512_bf16": AMD Zen 4 and later, Intel Cooper Lake and later; "amx_bf16", the
 same matmuls on AMX tiles: Intel Sapphire Rapids and later, where they run 3.5x faster than at
 "avx512_bf16" and the bf16 training step 2-2.4x faster than float32's); at other levels a
-bfloat16 w_hh runs the float32 code, which is exact for it (BF16_MATMULS says which). Hidden
+bfloat16 w_hh runs the float32 code, which is exact for it (BF16_MATMULS says which). Whether
+bf16 matmuls pay depends on more than the instructions (BF16_PAYS): AMX tiles always do; without
+them VDPBF16PS does 2x the multiply-adds a second of float32 FMAs on AMD Zen 4 but 0.5x on an
+Intel Xeon whose AMX the machine hides, so the library measures that ratio when it loads. Hidden
 sizes the vector width does not divide, non-CPU backends and runs over several devices use the
 scan kernel instead.
 
@@ -87,8 +90,9 @@ def _select_isa(library: ctypes.CDLL) -> str:
 def _load() -> tuple[int, str, bool, tuple[str, ...], tuple[str, ...]] | None:
   """Loads the library, chooses its ISA level and registers its FFI targets.
 
-  Returns the level's vector width (floats), name and whether it has bf16 matmuls, the levels the
-  library has and those this CPU runs.
+  Returns the level's vector width (floats), name and whether it has bf16 matmuls, the bf16 dot
+  speedup the library measured (None where it has none), the levels the library has and those
+  this CPU runs.
   """
   path = library_path()
   if path is None:
@@ -123,17 +127,32 @@ def _load() -> tuple[int, str, bool, tuple[str, ...], tuple[str, ...]] | None:
   isa = _select_isa(library)
   width = int(library.musae_lstm_cpu_vector_width())
   bf16_matmuls = library.musae_lstm_cpu_bf16_matmuls() == 1
-  logging.info("Fused CPU LSTM kernel: %s level (%d floats a vector)%s.", isa, width,
-               f", forced by {ISA_ENV}" if os.environ.get(ISA_ENV, "auto") != "auto" else "")
-  return (width, isa, bf16_matmuls) + _levels(library)
+  speedup = None  # A library built before the probe: bf16 is taken to pay wherever it runs.
+  if hasattr(library, "musae_lstm_cpu_bf16_dot_speedup"):
+    library.musae_lstm_cpu_bf16_dot_speedup.restype = ctypes.c_double
+    speedup = float(library.musae_lstm_cpu_bf16_dot_speedup()) or None
+  logging.info("Fused CPU LSTM kernel: %s level (%d floats a vector)%s%s.", isa, width,
+               f", forced by {ISA_ENV}" if os.environ.get(ISA_ENV, "auto") != "auto" else "",
+               f"; bf16 dots {speedup:.2f}x the float32 FMA rate" if speedup else "")
+  return (width, isa, bf16_matmuls, speedup) + _levels(library)
 
+
+# Without AMX tiles, bf16 matmuls pay where VDPBF16PS does at least this many times the
+# multiply-adds a second of float32 FMAs (~2 on AMD Zen 4, whose bf16 step is 1.6x float32's;
+# ~0.5 on an Intel Xeon without AMX, whose bf16 step is 0.7x float32's; BENCHMARKS.md).
+MIN_BF16_DOT_SPEEDUP = 1.5
 
 _LOADED = _load()
-# The level in use, its width and whether it has bf16 matmuls; the levels the library has and
-# those this CPU runs (widest first). None, False and () when the library is not there.
-VECTOR_WIDTH, ISA, BF16_MATMULS, COMPILED_ISAS, RUNNABLE_ISAS = (
-    _LOADED if _LOADED is not None else (None, None, False, (), ()))
+# The level in use, its width and whether it has bf16 matmuls; VDPBF16PS's multiply-add rate over
+# float32 FMAs' on this CPU (None without AVX512-BF16); the levels the library has and those this
+# CPU runs (widest first). None, False and () when the library is not there.
+VECTOR_WIDTH, ISA, BF16_MATMULS, BF16_DOT_SPEEDUP, COMPILED_ISAS, RUNNABLE_ISAS = (
+    _LOADED if _LOADED is not None else (None, None, False, None, (), ()))
 AVAILABLE = VECTOR_WIDTH is not None
+# Whether the level's bf16 matmuls are faster than its float32 ones: config.model.dtype="auto"
+# picks bfloat16 only then.
+BF16_PAYS = BF16_MATMULS and (ISA == "amx_bf16" or BF16_DOT_SPEEDUP is None or
+                              BF16_DOT_SPEEDUP >= MIN_BF16_DOT_SPEEDUP)
 
 
 def _forward(x_proj, bias, w_hh, h0, c0, reverse: bool, bf16: bool, num_steps: int,

@@ -44,11 +44,12 @@ def apply_matmul_precision(model_config: ml_collections.ConfigDict) -> None:
 
 def compute_dtype(model_config: ml_collections.ConfigDict) -> jnp.dtype:
   """config.model.dtype's matmul dtype. "auto" is bfloat16 where the model's LSTMs run bf16
-  matmuls (the fused kernel on a CPU with AVX512-BF16: lstm.runs_bf16_matmuls) and float32
+  matmuls faster than float32 ones (the fused kernel on a CPU with AMX-BF16 tiles, or with
+  AVX512-BF16 that out-runs its float32 FMAs, as on AMD Zen 4: lstm.bf16_pays) and float32
   elsewhere, accelerators included (their bf16 path is not measured yet)."""
   name = model_config.dtype
   if name == "auto":
-    name = ("bfloat16" if lstm.runs_bf16_matmuls(model_config.lstm_impl, model_config.hidden_size)
+    name = ("bfloat16" if lstm.bf16_pays(model_config.lstm_impl, model_config.hidden_size)
             else "float32")
   if name not in COMPUTE_DTYPES:
     raise ValueError(f"config.model.dtype={name!r}; expected one of {DTYPE_CHOICES}.")

@@ -129,8 +129,14 @@ def compute_dtype_notice(config: ml_collections.ConfigDict) -> str | None:
   """A line for the log when config.model.dtype=bfloat16 cannot pay on this machine's CPU."""
   model = config.model
   if (model.dtype != "bfloat16" or jax.default_backend() != "cpu" or
-      lstm.runs_bf16_matmuls(model.lstm_impl, model.hidden_size)):
+      lstm.bf16_pays(model.lstm_impl, model.hidden_size)):
     return None
+  if lstm.runs_bf16_matmuls(model.lstm_impl, model.hidden_size):
+    from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top  (loaded by lstm already)
+    return (f"config.model.dtype=bfloat16, but this CPU's bf16 dot instructions do "
+            f"{lstm_cpu.BF16_DOT_SPEEDUP:.2f}x the multiply-adds a second of its float32 FMAs "
+            "(without AMX tiles): bfloat16 is slower than float32 here (0.7x on an Intel Xeon "
+            "without AMX), and less precise (--config.model.dtype=float32, or auto).")
   return ("config.model.dtype=bfloat16, but the LSTMs run no bf16 matmuls here (they need the "
           "fused CPU kernel on one device of a CPU with AVX512-BF16, and a hidden size that its "
           "vector width divides): bfloat16 is no faster than float32 here, only less precise "

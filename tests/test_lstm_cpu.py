@@ -384,3 +384,19 @@ def test_a_bf16_layer_gets_its_recurrent_weight_gradient_in_float32():
   # Not rounded to bf16 on its way to the optimizer, and within bf16's error of float32's.
   assert not np.array_equal(g16, g16.astype(jnp.bfloat16).astype(jnp.float32))
   np.testing.assert_allclose(g16, g32, atol=2e-2 * float(jnp.abs(g32).max()))
+
+
+@pytest.mark.skipif("avx512_bf16" not in lstm_cpu.RUNNABLE_ISAS,
+                    reason="this CPU has no AVX512-BF16")
+def test_bf16_pays_by_the_measured_bf16_dot_rate():
+  # VDPBF16PS over float32 FMA multiply-adds a second: ~2 on AMD Zen 4, ~0.5 on an Intel Xeon
+  # without AMX. A probe the compiler folded or dropped would give 0, a huge or no number.
+  speedup = lstm_cpu.BF16_DOT_SPEEDUP
+  assert speedup is not None and 0.2 < speedup < 8.0, speedup
+  assert lstm_cpu.BF16_PAYS == (lstm_cpu.BF16_MATMULS and (
+      lstm_cpu.ISA == "amx_bf16" or speedup >= lstm_cpu.MIN_BF16_DOT_SPEEDUP))
+  # At a level without bf16 matmuls bf16 never pays, whatever the instruction's rate.
+  result = _run_forced("avx512", "from musae_jax import lstm_cpu as k; "
+                       "print(k.BF16_MATMULS, k.BF16_PAYS, k.BF16_DOT_SPEEDUP > 0.2)")
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["False", "False", "True"], result.stdout

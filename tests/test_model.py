@@ -169,16 +169,20 @@ def test_bfloat16_compute_keeps_float32_parameters_and_close_outputs():
   assert cosine > 0.99, cosine
 
 
-def test_auto_compute_dtype_is_bfloat16_only_where_the_lstms_run_bf16_matmuls(monkeypatch):
+def test_auto_compute_dtype_is_bfloat16_only_where_bf16_matmuls_run_and_pay(monkeypatch):
   from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
   if not lstm_cpu.AVAILABLE:
     pytest.skip("the fused CPU LSTM kernel is not built")
   auto = lambda **fields: compute_dtype(_model_config(dtype="auto", **fields))
   monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", True)
+  monkeypatch.setattr(lstm_cpu, "BF16_PAYS", True)
   assert auto(hidden_size=32, lstm_impl="auto") == jnp.bfloat16
   assert auto(hidden_size=32, lstm_impl="scan") == jnp.float32
   assert auto(hidden_size=10, lstm_impl="auto") == jnp.float32  # No whole vector.
+  monkeypatch.setattr(lstm_cpu, "BF16_PAYS", False)  # bf16 dots slower than float32 FMAs.
+  assert auto(hidden_size=32, lstm_impl="auto") == jnp.float32
   monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", False)
+  monkeypatch.setattr(lstm_cpu, "BF16_PAYS", False)
   assert auto(hidden_size=32, lstm_impl="auto") == jnp.float32
   # Asked for by name, bfloat16 is what runs.
   assert compute_dtype(_model_config(dtype="bfloat16")) == jnp.bfloat16

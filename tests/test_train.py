@@ -231,7 +231,7 @@ def test_every_shipped_config_validates_and_names_its_run_after_its_file(path):
     assert f"--config=configs/{path.name}" in module.__doc__  # The command that trains it.
 
 
-def test_bfloat16_without_bf16_matmuls_says_float32_is_as_fast(monkeypatch):
+def test_bfloat16_where_bf16_matmuls_do_not_pay_says_float32_is_faster(monkeypatch):
   from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
   if not lstm_cpu.AVAILABLE:
     pytest.skip("the fused CPU LSTM kernel is not built")
@@ -239,8 +239,16 @@ def test_bfloat16_without_bf16_matmuls_says_float32_is_as_fast(monkeypatch):
   assert train.compute_dtype_notice(config) is None  # float32
   config.model.dtype = "bfloat16"
   monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", False)
+  monkeypatch.setattr(lstm_cpu, "BF16_PAYS", False)
   assert "no faster than float32" in train.compute_dtype_notice(config)
   monkeypatch.setattr(lstm_cpu, "BF16_MATMULS", True)
+  monkeypatch.setattr(lstm_cpu, "BF16_PAYS", True)
   assert train.compute_dtype_notice(config) is None
+  # bf16 dot instructions slower than the float32 FMAs (an Intel Xeon without AMX tiles).
+  monkeypatch.setattr(lstm_cpu, "BF16_PAYS", False)
+  monkeypatch.setattr(lstm_cpu, "BF16_DOT_SPEEDUP", 0.5)
+  assert "0.50x the multiply-adds a second" in train.compute_dtype_notice(config)
+  assert "slower than float32" in train.compute_dtype_notice(config)
+  monkeypatch.setattr(lstm_cpu, "BF16_PAYS", True)
   config.model.lstm_impl = "scan"  # bf16 matmuls in XLA's loop: slower than float32 fused.
   assert "no faster than float32" in train.compute_dtype_notice(config)
