@@ -240,6 +240,7 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
       "cpu_count": os.cpu_count(),
       "jax_version": jax.__version__,
       "impl": resolved_impl,
+      **(_kernel_record() if resolved_impl == "cpu_fused" else {}),
       "final_loss": round(float(metrics["loss/total"]), 4) if steps else None,
       "config": {"bars": bars, "timesteps": num_steps, "hidden": hidden, "latent": latent,
                  "batch": batch, "prior": prior, "dtype": dtype, "layers": layers,
@@ -251,6 +252,14 @@ def run(bars: int, hidden: int, latent: int, batch: int, prior: str = "gaussian"
                  **({"conductor_hidden": conductor_hidden, "conductor_layers": conductor_layers,
                      "conductor": conductor} if hierarchical else {})},
   }
+
+
+def _kernel_record() -> dict:
+  """The fused CPU kernel's level, and whether bf16 pays on this CPU (lstm_cpu.BF16_PAYS)."""
+  from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top  (loaded by the step)
+  speedup = lstm_cpu.BF16_DOT_SPEEDUP
+  return {"kernel_isa": lstm_cpu.ISA, "bf16_dot_speedup": speedup and round(speedup, 2),
+          "bf16_pays": lstm_cpu.BF16_PAYS}
 
 
 def _benchmark() -> None:

@@ -62,6 +62,10 @@ def test_command_prints_one_json_record():
   assert abs(record["samples_per_s"] * record["step_ms_median"] / 1e3 - 4) < 0.01
   assert record["config"]["timesteps"] == 32 and record["config"]["prior"] == "flower"
   assert record["gflop_per_s"] > 0 and record["final_loss"] > 0
+  if record["impl"] == "cpu_fused":  # The level, and whether bf16 would pay on this CPU.
+    from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
+    assert record["kernel_isa"] == lstm_cpu.ISA and isinstance(record["bf16_pays"], bool)
+    assert (record["bf16_dot_speedup"] is None) == (lstm_cpu.BF16_DOT_SPEEDUP is None)
   command += ["--decoder=hierarchical", "--conductor_hidden=12", "--conductor_layers=1",
               "--encoder=hierarchical"]
   for direct_paths in ([], ["--bar_reader=concat", "--conductor=linear"]):
