@@ -16,7 +16,7 @@ Result (RESULTS.md): 20,000 steps in 1.8 hours on a 2-core AMD EPYC (3.3 steps/s
 development corpus's artist-disjoint validation split (60,920 windows of unseen artists):
 accuracy drums 0.755, bass 0.838, guitar 0.817, strings 0.794 (mean 0.801; majority-token
 baseline 0.508); note accuracy drums 0.653, pitched tracks 0.490; onset F1 0.560.
-With --config.model.dtype=bfloat16 where bf16 pays (`auto` picks it there; RESULTS.md, same data, seed):
+With --config.model.dtype=bfloat16 where bf16 pays (`auto` picks it; RESULTS.md, same data, seed):
 20,000 steps in 58 minutes on a 2-core AMD EPYC Zen 4 (1.6x float32's steps per second),
 accuracy 0.795 mean, note accuracy drums 0.651, pitched 0.473, onset F1 0.552: note accuracy
 0.014 below float32's (four seeds of each on an Intel Xeon with AMX: 0.008 below on average at
