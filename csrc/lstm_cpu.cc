@@ -508,9 +508,10 @@ extern "C" int musae_lstm_cpu_bf16_matmuls() { return Current().forward_rows_bf1
 
 // The multiply-adds a second of the CPU's bf16 dot instruction (VDPBF16PS) over those of its
 // float32 FMA, measured once on first call (under a millisecond); 0 where the CPU has no
-// AVX512-BF16 (or the build is not for x86). About 2 on AMD Zen 4, where a 512-bit FMA issues at
-// half the rate of a 256-bit one, about 1 on Intel cores with two 512-bit FMA units, where bf16
-// dots (without AMX tiles) only add conversions: the Python loader's test of whether bf16 pays.
+// AVX512-BF16 (or the build is not for x86). About 2 is expected on AMD Zen 4, whose 512-bit FMAs
+// issue at half the 256-bit rate (its bf16 matmuls run 1.84x float32's); 0.5 was measured on an
+// Intel Xeon (family 6 model 207) whose AMX the VM hides. The Python loader's test of whether bf16
+// pays.
 extern "C" double musae_lstm_cpu_bf16_dot_speedup() {
 #if defined(__x86_64__) || defined(__i386__)
   static const double speedup = CpuRuns(kAvx512Bf16Level) ? Avx512Bf16DotSpeedup() : 0.0;

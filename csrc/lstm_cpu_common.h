@@ -112,11 +112,11 @@ extern const Kernels kAmxBf16Kernels;
 #endif
 extern const Kernels kAvx512Bf16Kernels;
 extern const Kernels kAvx512Kernels;
+extern const Kernels kAvx2Kernels;
+extern const Kernels kAvxKernels;
 // The multiply-adds a second of VDPBF16PS over those of float32 FMAs, both on 512-bit vectors,
 // measured now on this core (lstm_cpu_avx512_bf16.cc; run only where that level runs).
 double Avx512Bf16DotSpeedup();
-extern const Kernels kAvx2Kernels;
-extern const Kernels kAvxKernels;
 #endif
 extern const Kernels kGenericKernels;
 

@@ -87,7 +87,7 @@ def _select_isa(library: ctypes.CDLL) -> str:
   return library.musae_lstm_cpu_isa().decode()
 
 
-def _load() -> tuple[int, str, bool, tuple[str, ...], tuple[str, ...]] | None:
+def _load() -> tuple[int, str, bool, float | None, tuple[str, ...], tuple[str, ...]] | None:
   """Loads the library, chooses its ISA level and registers its FFI targets.
 
   Returns the level's vector width (floats), name and whether it has bf16 matmuls, the bf16 dot
