@@ -105,9 +105,10 @@ def _load() -> tuple[int, str, bool, float | None, tuple[str, ...], tuple[str, .
     logging.warning("Cannot load the fused CPU LSTM kernel %s (%s); LSTMs use the pure-JAX scan.",
                     path, error)
     return None
-  if not hasattr(library, "musae_lstm_cpu_bf16_matmuls"):
-    # Its handlers take other operands and attributes than this module passes (every call would
-    # fail): a library built by an earlier version, e.g. a checkout updated without reinstalling.
+  if not hasattr(library, "musae_lstm_cpu_bf16_dot_speedup"):
+    # A library built by an earlier version (it lacks this version's newest entry point), e.g. a
+    # checkout updated without reinstalling: its handlers may take other operands and attributes
+    # than this module passes, and it cannot tell whether bf16 pays.
     logging.warning("The fused CPU LSTM kernel %s was built by an earlier version of musae-jax; "
                     "LSTMs use the pure-JAX scan until it is rebuilt with `pip install -e .`.",
                     path)
@@ -127,10 +128,8 @@ def _load() -> tuple[int, str, bool, float | None, tuple[str, ...], tuple[str, .
   isa = _select_isa(library)
   width = int(library.musae_lstm_cpu_vector_width())
   bf16_matmuls = library.musae_lstm_cpu_bf16_matmuls() == 1
-  speedup = None  # A library built before the probe: bf16 is taken to pay wherever it runs.
-  if hasattr(library, "musae_lstm_cpu_bf16_dot_speedup"):
-    library.musae_lstm_cpu_bf16_dot_speedup.restype = ctypes.c_double
-    speedup = float(library.musae_lstm_cpu_bf16_dot_speedup()) or None
+  library.musae_lstm_cpu_bf16_dot_speedup.restype = ctypes.c_double
+  speedup = float(library.musae_lstm_cpu_bf16_dot_speedup()) or None  # 0: no AVX512-BF16.
   logging.info("Fused CPU LSTM kernel: %s level (%d floats a vector)%s%s.", isa, width,
                f", forced by {ISA_ENV}" if os.environ.get(ISA_ENV, "auto") != "auto" else "",
                f"; bf16 dots {speedup:.2f}x the float32 FMA rate" if speedup else "")
@@ -151,8 +150,8 @@ VECTOR_WIDTH, ISA, BF16_MATMULS, BF16_DOT_SPEEDUP, COMPILED_ISAS, RUNNABLE_ISAS 
 AVAILABLE = VECTOR_WIDTH is not None
 # Whether the level's bf16 matmuls are faster than its float32 ones: config.model.dtype="auto"
 # picks bfloat16 only then.
-BF16_PAYS = BF16_MATMULS and (ISA == "amx_bf16" or BF16_DOT_SPEEDUP is None or
-                              BF16_DOT_SPEEDUP >= MIN_BF16_DOT_SPEEDUP)
+BF16_PAYS = BF16_MATMULS and (ISA == "amx_bf16" or
+                              (BF16_DOT_SPEEDUP or 0.0) >= MIN_BF16_DOT_SPEEDUP)
 
 
 def _forward(x_proj, bias, w_hh, h0, c0, reverse: bool, bf16: bool, num_steps: int,

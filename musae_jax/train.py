@@ -131,8 +131,8 @@ def compute_dtype_notice(config: ml_collections.ConfigDict) -> str | None:
   if (model.dtype != "bfloat16" or jax.default_backend() != "cpu" or
       lstm.bf16_pays(model.lstm_impl, model.hidden_size)):
     return None
-  if lstm.runs_bf16_matmuls(model.lstm_impl, model.hidden_size):
-    from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top  (loaded by lstm already)
+  if lstm.runs_bf16_matmuls(model.lstm_impl, model.hidden_size):  # On the fused kernel, so loaded.
+    from musae_jax import lstm_cpu  # pylint: disable=g-import-not-at-top
     return (f"config.model.dtype=bfloat16, but this CPU's bf16 dot instructions do "
             f"{lstm_cpu.BF16_DOT_SPEEDUP:.2f}x the multiply-adds a second of its float32 FMAs "
             "(without AMX tiles): bfloat16 is slower than float32 here (0.7x on an Intel Xeon "

@@ -109,6 +109,12 @@ def test_a_library_built_by_an_earlier_version_is_not_used(monkeypatch, caplog):
   monkeypatch.setattr(lstm_cpu.ctypes.cdll, "LoadLibrary", lambda path: object())
   assert lstm_cpu._load() is None  # pylint: disable=protected-access
   assert "built by an earlier version of musae-jax" in caplog.text
+  # Nor one from before the bf16 probe: it cannot tell whether bf16 pays.
+  caplog.clear()
+  before_probe = type("Library", (), {"musae_lstm_cpu_bf16_matmuls": lambda: 1})()
+  monkeypatch.setattr(lstm_cpu.ctypes.cdll, "LoadLibrary", lambda path: before_probe)
+  assert lstm_cpu._load() is None  # pylint: disable=protected-access
+  assert "built by an earlier version of musae-jax" in caplog.text
 
 
 def test_auto_prefers_the_fused_kernel():
